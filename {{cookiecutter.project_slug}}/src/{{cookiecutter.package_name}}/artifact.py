@@ -1,0 +1,123 @@
+"""A trained model as a folder: model.skops, metadata.json and metrics.json, verified on load."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import skops
+import skops.io
+
+from .data import sha256_of
+from .features import Feature
+
+MODEL_FILE = "model.skops"
+METADATA_FILE = "metadata.json"
+METRICS_FILE = "metrics.json"
+
+
+class ArtifactError(Exception):
+    """A model folder is missing, unreadable, tampered with, or from another scikit-learn."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model ready to score rows given in its feature order."""
+
+    estimator: object
+    metadata: dict
+
+    @property
+    def version(self) -> str:
+        """The model's version id."""
+        return self.metadata["version"]
+
+    @property
+    def features(self) -> tuple[Feature, ...]:
+        """The features the model was trained on, in input order."""
+        return tuple(Feature.from_dict(item) for item in self.metadata["features"])
+
+    def fraud_probability(self, X: np.ndarray) -> np.ndarray:
+        """Probability of fraud for each row of ``X``."""
+        return self.estimator.predict_proba(X)[:, 1]
+
+
+def git_state() -> dict:
+    """The current git commit and whether the work tree has uncommitted changes (None outside git)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+        status = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {"git_commit": None, "git_dirty": None}
+    return {"git_commit": commit.strip(), "git_dirty": bool(status.strip())}
+
+
+def save(estimator: object, folder: Path, metadata: dict, metrics: dict) -> dict:
+    """Write a model folder; returns the full metadata, including the version id and hashes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    skops.io.dump(estimator, folder / MODEL_FILE)
+    model_sha = sha256_of(folder / MODEL_FILE)
+    created = datetime.now(timezone.utc)
+    full = {
+        "version": f"{created:%Y%m%d-%H%M%S}-{model_sha[:8]}",
+        "created_at": created.isoformat(timespec="seconds"),
+        **git_state(),
+        "model_sha256": model_sha,
+        **metadata,
+        "python_version": platform.python_version(),
+        "sklearn_version": sklearn.__version__,
+        "skops_version": skops.__version__,
+    }
+    (folder / METADATA_FILE).write_text(json.dumps(full, indent=2) + "\n")
+    (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    return full
+
+
+def read_json(path: Path) -> dict:
+    """Read a JSON object from a model folder, raising ArtifactError when it is missing or broken."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ArtifactError(f"cannot read {path}: {error}") from None
+    if not isinstance(value, dict):
+        raise ArtifactError(f"{path} does not hold a JSON object")
+    return value
+
+
+def verify(folder: Path) -> dict:
+    """Check a model folder's sha256 and scikit-learn version; return its metadata."""
+    metadata = read_json(folder / METADATA_FILE)
+    model_file = folder / MODEL_FILE
+    if not model_file.is_file():
+        raise ArtifactError(f"{model_file} is missing")
+    if sha256_of(model_file) != metadata.get("model_sha256"):
+        raise ArtifactError(f"{model_file} does not match the sha256 in its metadata: refusing a tampered model")
+    saved, running = str(metadata.get("sklearn_version")), sklearn.__version__
+    if saved.split(".")[:2] != running.split(".")[:2]:
+        raise ArtifactError(f"{folder} was saved by scikit-learn {saved}, this is {running}: retrain it")
+    return metadata
+
+
+def load(folder: Path) -> LoadedModel:
+    """Verify and load a model folder, trusting only scikit-learn's own types in the skops file."""
+    metadata = verify(folder)
+    model_file = folder / MODEL_FILE
+    try:
+        untrusted = skops.io.get_untrusted_types(file=model_file)
+        foreign = [name for name in untrusted if not name.startswith("sklearn.")]
+        if foreign:
+            raise ArtifactError(f"{model_file} holds types outside scikit-learn: {', '.join(foreign)}")
+        estimator = skops.io.load(model_file, trusted=untrusted)
+    except ArtifactError:
+        raise
+    except Exception as error:  # skops raises many kinds on a malformed file
+        raise ArtifactError(f"cannot load {model_file}: {error}") from None
+    if not hasattr(estimator, "predict_proba"):
+        raise ArtifactError(f"{model_file} holds a {type(estimator).__name__}, which has no predict_proba")
+    return LoadedModel(estimator, metadata)

@@ -1,0 +1,277 @@
+"""The command line: every pipeline stage, the registry and the service, one subcommand each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import artifact, pipeline
+from .config import ConfigError, Settings, load_settings
+from .data import DataError, read_csv
+from .evaluate import auc_estimate
+from .gate import run_gate, write_outputs
+from .monitor import monitor
+from .registry import Registry, RegistryError
+
+PROG = "{{ cookiecutter.project_slug }}"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line pointing at --help."""
+
+    def error(self, message: str):
+        """Print one clear line and exit 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def resolve(settings: Settings, model: str) -> Path:
+    """A model given as a folder path or as a registered version."""
+    path = Path(model)
+    return path if path.is_dir() else Registry(settings.registry).folder(model)
+
+
+def week_data(settings: Settings, args: argparse.Namespace, which: int) -> Path:
+    """The CSV to use: --data if given, else the week's file (generated when missing)."""
+    if getattr(args, "data", None):
+        return Path(args.data)
+    files = pipeline.week_files(settings, args.week)
+    if not files[which].is_file():
+        files = pipeline.write_week(settings, args.week)
+    return files[which]
+
+
+def cmd_data(settings: Settings, args: argparse.Namespace) -> int:
+    """Write a week's synthetic train and holdout CSVs."""
+    for path in pipeline.write_week(settings, args.week):
+        print(path)
+    return 0
+
+
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    """Train a model folder."""
+    from .train import train
+
+    train_csv = Path(args.train) if args.train else week_data(settings, args, 0)
+    holdout_csv = Path(args.holdout) if args.holdout else week_data(settings, args, 1)
+    folder, metadata = train(
+        train_csv, holdout_csv, settings.artifacts, args.seed if args.seed is not None else settings.seed
+    )
+    print(f"{metadata['version']}  {folder}")
+    return 0
+
+
+def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a model's AUC with its 95% confidence interval on a data set."""
+    model = artifact.load(resolve(settings, args.model))
+    data = read_csv(week_data(settings, args, 1), model.features)
+    print(json.dumps(auc_estimate(data.y, model.fraud_probability(data.X)).to_dict(), indent=2))
+    return 0
+
+
+def cmd_gate(settings: Settings, args: argparse.Namespace) -> int:
+    """Decide whether a candidate may replace production; exit 0 pass, 1 blocked, 2 undecided."""
+    gate = settings.gate
+    if args.min_auc is not None or args.max_auc_drop is not None:
+        from dataclasses import replace
+
+        gate = replace(
+            gate,
+            min_auc=gate.min_auc if args.min_auc is None else args.min_auc,
+            max_auc_drop=gate.max_auc_drop if args.max_auc_drop is None else args.max_auc_drop,
+        )
+    registry = Registry(settings.registry)
+    production = registry.current("production")
+    try:
+        candidate = resolve(settings, args.candidate)
+        data = week_data(settings, args, 1)
+    except (RegistryError, DataError) as error:
+        candidate, data = Path(args.candidate), Path(f"(unavailable: {error})")
+    result = run_gate(candidate, data, registry.folder(production) if production else None, gate)
+    report = write_outputs(result, Path(args.out) if args.out else candidate if candidate.is_dir() else Path("."))
+    print(report.read_text(), end="")
+    return result.exit_code
+
+
+def cmd_register(settings: Settings, args: argparse.Namespace) -> int:
+    """Copy a model folder into the registry."""
+    print(Registry(settings.registry).register(Path(args.model)))
+    return 0
+
+
+def cmd_promote(settings: Settings, args: argparse.Namespace) -> int:
+    """Point a stage at a registered version."""
+    previous = Registry(settings.registry).promote(args.version, args.stage, reason=args.reason)
+    print(f"{args.stage}: {previous or '(none)'} -> {args.version}")
+    return 0
+
+
+def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
+    """Move production back to the version it replaced, or to --to VERSION."""
+    old, new = Registry(settings.registry).rollback(args.to, reason=args.reason)
+    print(f"production: {old} -> {new}")
+    return 0
+
+
+def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
+    """Print every registration, promotion and rollback."""
+    for e in Registry(settings.registry).history():
+        move = f"{e['from'] or '-'} -> {e['to']}"
+        print(f"{e['time']}  {e['action']:<8} {e['stage'] or '-':<10} {move}  ({e['user']}: {e['reason']})")
+    return 0
+
+
+def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
+    """List registered versions with their holdout AUC and stages."""
+    registry = Registry(settings.registry)
+    stages = {registry.current(stage): stage for stage in ("staging", "production")}
+    for version in registry.versions():
+        auc = artifact.read_json(registry.folder(version) / artifact.METRICS_FILE)["holdout"]["auc"]
+        print(f"{version}  AUC {auc:.4f}  {stages.get(version, '')}".rstrip())
+    return 0
+
+
+def cmd_diff(settings: Settings, args: argparse.Namespace) -> int:
+    """Show what changed between two versions: commit, data, parameters, libraries, metrics."""
+    a, b = (resolve(settings, v) for v in (args.a, args.b))
+    left, right = (_flatten({**artifact.read_json(f / artifact.METADATA_FILE), "metrics": _metrics(f)}) for f in (a, b))
+    changed = [key for key in sorted(left.keys() | right.keys()) if left.get(key) != right.get(key)]
+    for key in changed:
+        print(f"{key}:\n  - {left.get(key)}\n  + {right.get(key)}")
+    print(f"{len(changed)} field(s) differ")
+    return 0
+
+
+def _metrics(folder: Path) -> dict:
+    """The headline metrics of a model folder (without the long training profile)."""
+    return artifact.read_json(folder / artifact.METRICS_FILE)["holdout"]
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    """Nested dicts to dotted keys, for a readable diff."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
+    """Score production on new labelled data; exit 1 when a retrain is due."""
+    registry = Registry(settings.registry)
+    production = registry.current("production")
+    if production is None:
+        raise RegistryError("no production model to monitor; run the pipeline first")
+    folder = registry.folder(production)
+    model = artifact.load(folder)
+    data = read_csv(week_data(settings, args, 1), model.features)
+    profile = artifact.read_json(folder / artifact.METRICS_FILE)["train_profile"]
+    report = monitor(model, profile, data, settings.gate.min_auc, settings.max_psi)
+    print(f"production {production}")
+    print("\n".join(report.lines()))
+    return 1 if report.alerts else 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the service under gunicorn (replaces this process)."""
+    os.environ.update(MODEL_REGISTRY=str(settings.registry), MODEL_STAGE=args.stage)
+    package = __package__
+    command = [sys.executable, "-m", "gunicorn", "--config", f"python:{package}.gunicorn_conf"]
+    command += ["--bind", f"{args.host}:{args.port}", f"{package}.service:create_app()"]
+    if args.workers:
+        command += ["--workers", str(args.workers)]
+    os.execv(sys.executable, command)
+    return 0  # pragma: no cover - execv does not return
+
+
+def cmd_pipeline(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the local CD pipeline for a week."""
+    return pipeline.run_pipeline(pipeline.Run(settings, args.week, run_tests=not args.skip_tests))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand with its flags."""
+    parser = Parser(prog=PROG, description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    def add(name: str, function, *flags: tuple[tuple, dict]) -> None:
+        sub = commands.add_parser(name, help=function.__doc__, description=function.__doc__)
+        for names, options in flags:
+            sub.add_argument(*names, **options)
+        sub.set_defaults(function=function)
+
+    week = (("--week",), {"type": int, "default": 0, "help": "week of synthetic data (default 0)"})
+    data = (("--data",), {"help": "a CSV to use instead of the week's holdout"})
+    model = (("model",), {"help": "a model folder or a registered version"})
+    reason = (("--reason",), {"default": "manual", "help": "why, for the history"})
+    add("data", cmd_data, week)
+    add(
+        "train",
+        cmd_train,
+        week,
+        (("--train",), {"help": "training CSV"}),
+        (("--holdout",), {"help": "holdout CSV"}),
+        (("--seed",), {"type": int, "help": "random seed (default from pyproject.toml)"}),
+    )
+    add("evaluate", cmd_evaluate, model, week, data)
+    add(
+        "gate",
+        cmd_gate,
+        (("candidate",), {"help": "candidate model folder or version"}),
+        week,
+        data,
+        (("--min-auc",), {"type": float, "help": "override the floor"}),
+        (("--max-auc-drop",), {"type": float, "help": "override the non-inferiority margin"}),
+        (("--out",), {"help": "where to write gate.json, report.md and roc.png (default: the candidate folder)"}),
+    )
+    add("register", cmd_register, (("model",), {"help": "a trained model folder"}))
+    add(
+        "promote",
+        cmd_promote,
+        (("version",), {}),
+        (("--stage",), {"choices": ["staging", "production"], "default": "production"}),
+        reason,
+    )
+    add(
+        "rollback",
+        cmd_rollback,
+        (("--to",), {"help": "version to restore (default: the one production replaced)"}),
+        reason,
+    )
+    add("history", cmd_history)
+    add("models", cmd_models)
+    add("diff", cmd_diff, (("a",), {"help": "older version or folder"}), (("b",), {"help": "newer version or folder"}))
+    add("monitor", cmd_monitor, week, data)
+    add(
+        "serve",
+        cmd_serve,
+        (("--host",), {"default": "127.0.0.1"}),
+        (("--port",), {"type": int, "default": 8000}),
+        (("--stage",), {"choices": ["staging", "production"], "default": "production"}),
+        (("--workers",), {"type": int}),
+    )
+    add(
+        "pipeline",
+        cmd_pipeline,
+        week,
+        (("--skip-tests",), {"action": "store_true", "help": "do not run the unit tests first"}),
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run a subcommand, turning expected failures into one clear line."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.function(load_settings(), args)
+    except (ConfigError, DataError, artifact.ArtifactError, RegistryError, OSError, KeyError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2 if args.command == "gate" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

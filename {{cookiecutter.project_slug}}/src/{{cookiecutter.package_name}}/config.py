@@ -1,0 +1,74 @@
+"""Settings: defaults chosen when the project was generated, overridden in pyproject.toml."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+TABLE = "{{ cookiecutter.package_name }}"
+
+
+class ConfigError(ValueError):
+    """The [tool.<package>] table of pyproject.toml holds an unknown key or a wrong value."""
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """Thresholds of the AUC gate."""
+
+    min_auc: float = {{ cookiecutter.min_auc }}
+    max_auc_drop: float = {{ cookiecutter.max_auc_drop }}
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live and how big the synthetic data sets are."""
+
+    registry: Path = Path("registry")
+    data_dir: Path = Path("data")
+    artifacts: Path = Path("artifacts")
+    seed: int = 0
+    train_rows: int = 20_000
+    holdout_rows: int = 20_000
+    max_psi: float = 0.2
+    gate: GateSettings = field(default_factory=GateSettings)
+
+
+def load_settings(pyproject: Path = Path("pyproject.toml")) -> Settings:
+    """Read [tool.<package>] from pyproject.toml (if present); MODEL_REGISTRY overrides the registry."""
+    table: dict = {}
+    if pyproject.is_file():
+        with pyproject.open("rb") as file:
+            table = tomllib.load(file).get("tool", {}).get(TABLE, {})
+    gate = _build(GateSettings, table.pop("gate", {}), f"tool.{TABLE}.gate")
+    settings = replace(_build(Settings, table, f"tool.{TABLE}"), gate=gate)
+    if os.environ.get("MODEL_REGISTRY"):
+        settings = replace(settings, registry=Path(os.environ["MODEL_REGISTRY"]))
+    return settings
+
+
+def _build(cls: type, table: dict, where: str):
+    """Instantiate a settings class from a TOML table, converting and checking each value."""
+    known = {f.name: f for f in fields(cls) if f.name != "gate"}
+    values = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"unknown key {key!r} in [{where}]; known keys: {', '.join(known)}")
+        default = getattr(cls(), key)
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(default, Path) and isinstance(value, str):
+            value = Path(value)
+        if not isinstance(value, type(default)) or isinstance(value, bool):
+            kind = "path" if isinstance(default, Path) else type(default).__name__
+            raise ConfigError(f"[{where}] {key} must be a {kind}, got {value!r}")
+        values[key] = value
+    return cls(**values)

@@ -1,0 +1,49 @@
+"""The one declaration of the model's inputs: validation, training, the API and docs derive from it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+Kind = Literal["float", "int", "bool"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One numeric input column: its name, kind, allowed range and meaning."""
+
+    name: str
+    kind: Kind
+    minimum: float | None = None
+    maximum: float | None = None
+    description: str = ""
+
+    def to_dict(self) -> dict:
+        """Return the feature as plain JSON-ready data (stored in each model's metadata)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Feature:
+        """Rebuild a feature from its metadata form."""
+        return cls(**data)
+
+
+# ----------------------------------------------------------------------------
+# EDIT HERE: your own data. List your CSV's numeric columns and name its 0/1
+# label column; the API schema, validation, training and docs all follow.
+# ----------------------------------------------------------------------------
+LABEL = "is_fraud"
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("amount", "float", 0.0, 100_000.0, "Transaction amount in the card's currency."),
+    Feature("hour", "int", 0, 23, "Local hour of the day the transaction happened."),
+    Feature("merchant_risk", "float", 0.0, 1.0, "Risk score of the merchant category, 0 to 1."),
+    Feature("distance_from_home_km", "float", 0.0, 20_000.0, "Distance from the cardholder's home."),
+    Feature("card_present", "bool", description="Whether the physical card was used."),
+    Feature("transactions_last_24h", "int", 0, 1_000, "Card transactions in the previous 24 hours."),
+)
+
+
+def feature_names(features: tuple[Feature, ...] = FEATURES) -> list[str]:
+    """Return the feature names in model-input order."""
+    return [feature.name for feature in features]

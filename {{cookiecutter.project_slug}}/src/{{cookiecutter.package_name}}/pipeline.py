@@ -1,0 +1,222 @@
+"""The local CD pipeline: an ordered list of small named stages, each printing what it did."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Settings
+from .data import read_csv, synthetic_transactions, write_csv
+from .features import FEATURES, Feature
+from .gate import run_gate, write_outputs
+from .registry import Registry
+from .train import train
+
+
+class StageFailed(Exception):
+    """A stage found a problem; the pipeline stops and production stays as it was."""
+
+
+@dataclass
+class Run:
+    """What the stages share: settings, the week being deployed, and what earlier stages produced."""
+
+    settings: Settings
+    week: int = 0
+    run_tests: bool = True
+    say: Callable[[str], None] = print
+    train_csv: Path = Path()
+    holdout_csv: Path = Path()
+    candidate: Path = Path()
+    version: str = ""
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def registry(self) -> Registry:
+        """The registry this run deploys into."""
+        return Registry(self.settings.registry)
+
+
+def week_files(settings: Settings, week: int) -> tuple[Path, Path]:
+    """Where a week's training and holdout CSVs live."""
+    folder = settings.data_dir / f"week-{week:02d}"
+    return folder / "train.csv", folder / "holdout.csv"
+
+
+def write_week(settings: Settings, week: int) -> tuple[Path, Path]:
+    """Generate a week's synthetic training and holdout data (the holdout from its own seed)."""
+    train_csv, holdout_csv = week_files(settings, week)
+    write_csv(train_csv, synthetic_transactions(settings.train_rows, week, settings.seed))
+    write_csv(holdout_csv, synthetic_transactions(settings.holdout_rows, week, settings.seed + 10_000))
+    return train_csv, holdout_csv
+
+
+def run_tests(run: Run) -> None:
+    """Run the project's unit tests."""
+    if not run.run_tests:
+        run.say("SKIPPED on request (--skip-tests): the tests did not run")
+        return
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], capture_output=True, text=True
+    )
+    if result.returncode:
+        raise StageFailed("tests failed:\n" + result.stdout[-2_000:])
+    run.say(result.stdout.strip().splitlines()[-1])
+
+
+def make_data(run: Run) -> None:
+    """Write this week's training and holdout data."""
+    run.train_csv, run.holdout_csv = write_week(run.settings, run.week)
+    run.say(f"wrote {run.train_csv} and {run.holdout_csv}")
+
+
+def train_model(run: Run) -> None:
+    """Fit a candidate model."""
+    run.candidate, metadata = train(run.train_csv, run.holdout_csv, run.settings.artifacts, run.settings.seed)
+    run.version = metadata["version"]
+    run.say(f"trained {run.version} in {run.candidate}")
+
+
+def evaluate_model(run: Run) -> None:
+    """Report the candidate's holdout AUC."""
+    auc = json.loads((run.candidate / "metrics.json").read_text())["holdout"]
+    run.say(f"holdout AUC {auc['auc']:.4f} (95% CI {auc['ci_low']:.4f} to {auc['ci_high']:.4f})")
+
+
+def gate_candidate(run: Run) -> None:
+    """Compare the candidate with production on the same holdout; block if it is worse."""
+    production = run.registry.current("production")
+    folder = run.registry.folder(production) if production else None
+    result = run_gate(run.candidate, run.holdout_csv, folder, run.settings.gate)
+    report = write_outputs(result, run.candidate)
+    run.say(f"{result.decision} against production {production or '(none: first deploy)'}; report: {report}")
+    if result.exit_code:
+        raise StageFailed("the gate blocked the candidate: " + "; ".join(result.reasons))
+
+
+def register_model(run: Run) -> None:
+    """Copy the candidate into the registry."""
+    run.registry.register(run.candidate, reason=f"pipeline week {run.week}")
+    run.say(f"registered {run.version}")
+
+
+def promote_to_staging(run: Run) -> None:
+    """Point staging at the candidate."""
+    run.registry.promote(run.version, "staging", reason="passed the gate")
+    run.say(f"staging -> {run.version}")
+
+
+def smoke_test_staging(run: Run) -> None:
+    """Serve staging on a free 127.0.0.1 port and check that it answers well and rejects bad input."""
+    port = free_port()
+    command = [sys.executable, "-m", __package__, "serve", "--stage", "staging", "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_ready(base, server)
+        valid, bad = smoke_requests(FEATURES, read_csv(run.holdout_csv).X[0].tolist())
+        status, body = call(base + "/predict", valid)
+        if status != 200 or body.get("model_version") != run.version:
+            raise StageFailed(f"a valid request got {status} {body}, expected 200 from {run.version}")
+        for name, payload in bad.items():
+            status, body = call(base + "/predict", payload)
+            if not 400 <= status < 500:
+                raise StageFailed(f"{name} got {status}, expected a 4xx: {body}")
+        run.say(f"staging on {base} answered {run.version} and rejected {len(bad)} bad requests with 4xx")
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+def promote_to_production(run: Run) -> None:
+    """Point production at the candidate; running services swap it in."""
+    previous = run.registry.promote(run.version, "production", reason="passed gate and staging smoke test")
+    run.say(f"production: {previous or '(none)'} -> {run.version}")
+
+
+# ----------------------------------------------------------------------------
+# EDIT HERE: the pipeline. Add a stage by writing a function above and listing it.
+# ----------------------------------------------------------------------------
+STAGES: list[Callable[[Run], None]] = [
+    run_tests,
+    make_data,
+    train_model,
+    evaluate_model,
+    gate_candidate,
+    register_model,
+    promote_to_staging,
+    smoke_test_staging,
+    promote_to_production,
+]
+
+
+def run_pipeline(run: Run, stages: list[Callable[[Run], None]] = STAGES) -> int:
+    """Run the stages in order; stop at the first failure with a message naming the stage."""
+    for number, stage in enumerate(stages, start=1):
+        run.say(f"[{number}/{len(stages)}] {stage.__name__}")
+        try:
+            stage(run)
+        except Exception as error:  # any failure stops the pipeline before production moves
+            run.say(f"FAILED at stage {stage.__name__}: {error}")
+            run.say(f"production is unchanged: {run.registry.current('production') or '(none)'}")
+            return 1
+    return 0
+
+
+def smoke_requests(features: tuple[Feature, ...], row: list[float]) -> tuple[dict, dict[str, object]]:
+    """A valid request built from a real row, and one bad request of each kind the service must reject."""
+    cast = {"float": float, "int": int, "bool": bool}
+    valid = {f.name: cast[f.kind](value) for f, value in zip(features, row, strict=True)}
+    first = features[0].name
+    bounded = next(f for f in features if f.minimum is not None)
+    bad = {
+        "body not JSON": b"{not json",
+        "missing field": {k: v for k, v in valid.items() if k != first},
+        "unknown field": {**valid, "unknown_field": 1},
+        "wrong type": {**valid, first: "text"},
+        "NaN": json.dumps({**valid, first: float("nan")}).encode(),
+        f"{bounded.name} below its minimum": {**valid, bounded.name: bounded.minimum - 1},
+        "empty list": [],
+    }
+    return valid, bad
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def call(url: str, payload: object = None, timeout: float = 5) -> tuple[int, dict]:
+    """GET (no payload) or POST JSON; return the status and the JSON body."""
+    data = payload if isinstance(payload, bytes) or payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def wait_until_ready(base: str, server: subprocess.Popen, seconds: float = 60) -> None:
+    """Poll /ready until it answers 200, the server exits, or time runs out."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise StageFailed(f"the staging server exited with code {server.returncode}; run `serve --stage staging`")
+        try:
+            if call(base + "/ready", timeout=1)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise StageFailed(f"the staging server was not ready within {seconds} s")

@@ -1,0 +1,150 @@
+"""The model registry: a folder of versions, atomic stage pointers and an append-only history."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from filelock import FileLock
+
+from . import artifact
+
+STAGES = ("staging", "production")
+
+
+class RegistryError(Exception):
+    """A registry operation cannot be carried out (unknown version, nothing to roll back to...)."""
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Replace a file's content all at once: write a temp file, fsync, os.replace, fsync the folder."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}-", delete=False) as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(file.name, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+class Registry:
+    """Model versions under ``models/``, stage pointers under ``stages/``, and ``history.jsonl``."""
+
+    def __init__(self, root: Path) -> None:
+        """Open (lazily create) the registry rooted at ``root``."""
+        self.root = Path(root)
+        self.models = self.root / "models"
+        self.stages = self.root / "stages"
+        self.history_file = self.root / "history.jsonl"
+        self._file_lock = FileLock(self.root / ".lock", timeout=60)
+
+    def _lock(self) -> FileLock:
+        """One writer at a time, across processes (re-entrant within one)."""
+        for folder in (self.models, self.stages):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self._file_lock
+
+    def versions(self) -> list[str]:
+        """All registered versions, oldest first."""
+        if not self.models.is_dir():
+            return []
+        return sorted(p.name for p in self.models.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def folder(self, version: str) -> Path:
+        """The folder of a registered version."""
+        if version not in self.versions():
+            raise RegistryError(f"no version {version!r} in {self.root}; see the `models` command")
+        return self.models / version
+
+    def current(self, stage: str) -> str | None:
+        """The version a stage points at, or None."""
+        self._check_stage(stage)
+        try:
+            return (self.stages / stage).read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def history(self) -> list[dict]:
+        """Every registration, promotion and rollback, oldest first."""
+        if not self.history_file.is_file():
+            return []
+        lines = self.history_file.read_text().split("\n")
+        return [json.loads(line) for line in lines[:-1] if line]  # an unterminated tail was never committed
+
+    def register(self, source: Path, reason: str = "trained") -> str:
+        """Copy a verified model folder into the registry; return its version."""
+        version = artifact.verify(source)["version"]
+        with self._lock():
+            if version in self.versions():
+                raise RegistryError(f"version {version} is already registered")
+            incoming = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.models))
+            shutil.copytree(source, incoming, dirs_exist_ok=True)
+            artifact.verify(incoming)
+            incoming.rename(self.models / version)
+            self._record("register", None, None, version, reason)
+        return version
+
+    def promote(self, version: str, stage: str, reason: str = "manual", action: str = "promote") -> str | None:
+        """Point a stage at a verified version; return the version it pointed at before."""
+        self._check_stage(stage)
+        with self._lock():
+            artifact.verify(self.folder(version))
+            previous = self.current(stage)
+            self._record(action, stage, previous, version, reason)
+            atomic_write(self.stages / stage, version + "\n")
+        return previous
+
+    def rollback(self, to: str | None = None, reason: str = "manual rollback") -> tuple[str | None, str]:
+        """Move production back to ``to`` or to the version it replaced; return (from, to)."""
+        with self._lock():
+            target = to or self.previous_production()
+            previous = self.promote(target, "production", reason, action="rollback")
+        return previous, target
+
+    def previous_production(self) -> str:
+        """The production version that the current one replaced (rollbacks unwind promotions)."""
+        current = self.current("production")
+        for entry in reversed(self.history()):
+            if entry["action"] == "promote" and entry["stage"] == "production" and entry["to"] == current:
+                if entry["from"]:
+                    return entry["from"]
+                break
+        raise RegistryError(f"production ({current}) replaced no earlier version: nothing to roll back to")
+
+    def repair(self) -> None:
+        """Make each stage pointer agree with the history after a crash between the two writes."""
+        with self._lock():
+            for stage in STAGES:
+                moves = [e for e in self.history() if e["stage"] == stage]
+                if moves and self.current(stage) != moves[-1]["to"]:
+                    atomic_write(self.stages / stage, moves[-1]["to"] + "\n")
+
+    def _record(self, action: str, stage: str | None, old: str | None, new: str, reason: str) -> None:
+        """Append one line to the history (called with the lock held), fsynced before the pointer moves."""
+        entry = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "user": os.environ.get("GITHUB_ACTOR") or getpass.getuser(),
+            "action": action,
+            "stage": stage,
+            "from": old,
+            "to": new,
+            "reason": reason,
+        }
+        with self.history_file.open("a") as file:
+            file.write(json.dumps(entry) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+
+    @staticmethod
+    def _check_stage(stage: str) -> None:
+        """Reject a stage name that is not one of STAGES."""
+        if stage not in STAGES:
+            raise RegistryError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
