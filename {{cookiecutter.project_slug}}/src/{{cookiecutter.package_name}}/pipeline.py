@@ -18,6 +18,7 @@ from .data import read_csv, synthetic_transactions, write_csv
 from .features import FEATURES, Feature
 from .gate import run_gate, write_outputs
 from .registry import Registry
+from .service import MAX_BATCH, MAX_BODY_BYTES
 from .train import train
 
 
@@ -126,8 +127,8 @@ def smoke_test_staging(run: Run) -> None:
         status, body = call(base + "/predict", valid)
         if status != 200 or body.get("model_version") != run.version:
             raise StageFailed(f"a valid request got {status} {body}, expected 200 from {run.version}")
-        for name, payload in bad.items():
-            status, body = call(base + "/predict", payload)
+        for name, (payload, content_type) in bad.items():
+            status, body = call(base + "/predict", payload, content_type=content_type)
             if not 400 <= status < 500:
                 raise StageFailed(f"{name} got {status}, expected a 4xx: {body}")
         run.say(f"staging on {base} answered {run.version} and rejected {len(bad)} bad requests with 4xx")
@@ -171,22 +172,27 @@ def run_pipeline(run: Run, stages: list[Callable[[Run], None]] = STAGES) -> int:
     return 0
 
 
-def smoke_requests(features: tuple[Feature, ...], row: list[float]) -> tuple[dict, dict[str, object]]:
-    """A valid request built from a real row, and one bad request of each kind the service must reject."""
+def smoke_requests(features: tuple[Feature, ...], row: list[float]) -> tuple[dict, dict[str, tuple[bytes, str]]]:
+    """A valid request built from a real row, and each kind of bad request as (body, content type)."""
     cast = {"float": float, "int": int, "bool": bool}
     valid = {f.name: cast[f.kind](value) for f, value in zip(features, row, strict=True)}
     first = features[0].name
     bounded = next(f for f in features if f.minimum is not None)
-    bad = {
-        "body not JSON": b"{not json",
+    bad: dict[str, object] = {
         "missing field": {k: v for k, v in valid.items() if k != first},
         "unknown field": {**valid, "unknown_field": 1},
         "wrong type": {**valid, first: "text"},
-        "NaN": json.dumps({**valid, first: float("nan")}).encode(),
+        "NaN": {**valid, first: float("nan")},
+        "Infinity": {**valid, first: float("inf")},
         f"{bounded.name} below its minimum": {**valid, bounded.name: bounded.minimum - 1},
         "empty list": [],
+        "batch over the maximum": [valid] * (MAX_BATCH + 1),
     }
-    return valid, bad
+    requests = {name: (json.dumps(body).encode(), "application/json") for name, body in bad.items()}
+    requests["body not JSON"] = (b"{not json", "application/json")
+    requests["wrong content type"] = (json.dumps(valid).encode(), "text/plain")
+    requests["body over the size limit"] = (b" " * (MAX_BODY_BYTES + 1) + json.dumps(valid).encode(), "application/json")
+    return valid, requests
 
 
 def free_port() -> int:
@@ -196,10 +202,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def call(url: str, payload: object = None, timeout: float = 5) -> tuple[int, dict]:
-    """GET (no payload) or POST JSON; return the status and the JSON body."""
+def call(url: str, payload: object = None, timeout: float = 5, content_type: str = "application/json") -> tuple[int, dict]:
+    """GET (no payload) or POST a JSON-ready object or raw bytes; return the status and the JSON body."""
     data = payload if isinstance(payload, bytes) or payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())

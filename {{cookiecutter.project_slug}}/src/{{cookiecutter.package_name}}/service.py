@@ -20,6 +20,8 @@ from .features import Feature
 from .registry import Registry, RegistryError
 
 TYPES = {"float": float, "int": int, "bool": bool}
+MAX_BATCH = 1_000  # rows per request
+MAX_BODY_BYTES = 1024 * 1024  # larger bodies get 413
 
 
 def transaction_model(features: tuple[Feature, ...]) -> type:
@@ -108,8 +110,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(
         REGISTRY=os.environ.get("MODEL_REGISTRY", "registry"),
         STAGE=os.environ.get("MODEL_STAGE", "production"),
-        MAX_BATCH=1_000,
-        MAX_CONTENT_LENGTH=1024 * 1024,
+        MAX_BATCH=MAX_BATCH,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         RELOAD_INTERVAL=0.5,
     )
     app.config.update(test_config or {})

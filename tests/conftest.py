@@ -1,0 +1,69 @@
+"""Scenarios named once, and bakes shared across the session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULTS = json.loads((ROOT / "cookiecutter.json").read_text())
+
+HOSTILE_TEXT = 'He said "it\'s fine" \\ then left\nsecond line with {braces} and a tab\t'
+
+# every scenario must bake cleanly; ids are what pytest prints
+SUPPORTED = [
+    pytest.param({}, id="default"),
+    *[pytest.param({"python_version": v}, id=f"python-{v}") for v in DEFAULTS["python_version"][1:]],
+    pytest.param({"init_git": False}, id="no-git"),
+    pytest.param({"project_name": "Card Guard", "min_auc": "0.9", "max_auc_drop": "0"}, id="other-name-and-gate"),
+    pytest.param({"description": HOSTILE_TEXT, "author_name": HOSTILE_TEXT, "author_email": "o'brien@example.com"}, id="hostile-text"),
+]
+
+# every one of these must be refused by the pre-gen hook with one ERROR line naming the key
+UNSUPPORTED = [
+    pytest.param({"project_slug": "Fraud-Detector"}, "project_slug", id="uppercase-slug"),
+    pytest.param({"project_slug": "fraud detector"}, "project_slug", id="slug-with-space"),
+    pytest.param({"package_name": "2fast"}, "package_name", id="package-not-identifier"),
+    pytest.param({"package_name": "class"}, "package_name", id="package-keyword"),
+    pytest.param({"package_name": "json"}, "package_name", id="package-stdlib"),
+    pytest.param({"package_name": "Fraud_Detector"}, "package_name", id="package-uppercase"),
+    pytest.param({"min_auc": "0.5"}, "min_auc", id="min-auc-at-chance"),
+    pytest.param({"min_auc": "1"}, "min_auc", id="min-auc-one"),
+    pytest.param({"min_auc": "high"}, "min_auc", id="min-auc-not-a-number"),
+    pytest.param({"max_auc_drop": "-0.01"}, "max_auc_drop", id="drop-negative"),
+    pytest.param({"max_auc_drop": "0.5"}, "max_auc_drop", id="drop-too-large"),
+]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without the outer tox/venv variables, so a nested tox or venv behaves as on a laptop."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOX_", "VIRTUAL_ENV", "PYTHONPATH"))}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".tox" not in p)
+    env.update(extra)
+    return env
+
+
+def run(command: list[str], cwd: Path, timeout: float = 900, **env: str) -> subprocess.CompletedProcess:
+    """Run a command, capturing output, with a bound on its duration."""
+    return subprocess.run(command, cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def default_project(cookies_session) -> Path:
+    """The default bake, made once per session."""
+    result = cookies_session.bake()
+    assert result.exit_code == 0, result.exception
+    return Path(result.project_path)
+
+
+@pytest.fixture(scope="session")
+def checked_project(default_project: Path) -> Path:
+    """The default bake after its own `tox -e lint,test` passed; its test env holds the installed CLI."""
+    result = run([sys.executable, "-m", "tox", "-e", "lint,test"], default_project)
+    assert result.returncode == 0, result.stdout[-5_000:] + result.stderr[-2_000:]
+    return default_project

@@ -1,0 +1,105 @@
+"""Every supported answer set bakes to exactly the expected files, fully rendered and parseable."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+from conftest import HOSTILE_TEXT, SUPPORTED
+
+# the generated project's files for the default answers, package folder spelled PACKAGE
+EXPECTED_FILES = """
+.gitignore
+.python-version
+README.md
+pyproject.toml
+tox.ini
+src/PACKAGE/__init__.py
+src/PACKAGE/__main__.py
+src/PACKAGE/artifact.py
+src/PACKAGE/cli.py
+src/PACKAGE/config.py
+src/PACKAGE/data.py
+src/PACKAGE/evaluate.py
+src/PACKAGE/features.py
+src/PACKAGE/gate.py
+src/PACKAGE/gunicorn_conf.py
+src/PACKAGE/monitor.py
+src/PACKAGE/pipeline.py
+src/PACKAGE/registry.py
+src/PACKAGE/service.py
+src/PACKAGE/train.py
+""".split()
+
+UNRENDERED = re.compile(r"{{|{%|cookiecutter\.")
+
+
+def project_files(project: Path) -> set[str]:
+    """Every file of a bake, relative to it, outside the .git folder."""
+    return {p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file() and ".git" not in p.parts}
+
+
+@pytest.fixture(params=SUPPORTED)
+def baked(request, cookies):
+    """One bake per supported scenario."""
+    answers = request.param
+    result = cookies.bake(extra_context=answers)
+    assert result.exit_code == 0, result.exception
+    return answers, Path(result.project_path)
+
+
+def test_scenario_bakes_the_exact_file_set(baked):
+    answers, project = baked
+    package = project.name.replace("-", "_")
+    expected = {name.replace("PACKAGE", package) for name in EXPECTED_FILES}
+    assert project_files(project) == expected
+
+
+def test_scenario_leaves_no_unrendered_jinja(baked):
+    _, project = baked
+    leftovers = [name for name in project_files(project) if UNRENDERED.search((project / name).read_text())]
+    assert leftovers == []
+
+
+def test_scenario_pyproject_parses_and_keeps_free_text_exactly(baked):
+    answers, project = baked
+    data = tomllib.loads((project / "pyproject.toml").read_text())
+    assert data["project"]["description"] == answers.get("description", data["project"]["description"])
+    assert data["project"]["authors"][0]["name"] == answers.get("author_name", "Your Name")
+    package = project.name.replace("-", "_")
+    gate = data["tool"][package]["gate"]
+    assert gate["min_auc"] == float(answers.get("min_auc", "0.80"))
+    assert gate["max_auc_drop"] == float(answers.get("max_auc_drop", "0.01"))
+
+
+def test_scenario_python_files_compile(baked):
+    _, project = baked
+    for path in project.rglob("*.py"):
+        compile(path.read_text(), str(path), "exec")
+
+
+def test_scenario_git_repository_matches_init_git(baked):
+    answers, project = baked
+    if answers.get("init_git", True):
+        log = subprocess.run(["git", "log", "--oneline"], cwd=project, capture_output=True, text=True, check=True)
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True)
+        assert len(log.stdout.splitlines()) == 1 and status.stdout == ""
+    else:
+        assert not (project / ".git").exists()
+
+
+def test_other_name_bakes_matching_folder_package_and_script(cookies):
+    result = cookies.bake(extra_context={"project_name": "Card Guard"})
+    project = Path(result.project_path)
+    assert project.name == "card-guard"
+    assert (project / "src" / "card_guard" / "cli.py").is_file()
+    scripts = tomllib.loads((project / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"card-guard": "card_guard.cli:main"}
+
+
+def test_hostile_text_survives_into_the_readme(cookies):
+    result = cookies.bake(extra_context={"description": HOSTILE_TEXT})
+    assert HOSTILE_TEXT.strip() in (Path(result.project_path) / "README.md").read_text()

@@ -1,0 +1,109 @@
+"""Inside a bake: the project's own checks pass, and its local CD loop deploys, blocks, rolls back and retrains."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import clean_env, run
+
+pytestmark = pytest.mark.slow
+
+# the tutorial's "subtle bug": merchant risk turned into a percentage at training time only
+BUG_BEFORE = "    return build_model(seed).fit(data.X, data.y)\n"
+BUG_AFTER = "    X = data.X.copy()\n    X[:, 2] *= 100  # merchant risk as a percentage\n    return build_model(seed).fit(X, data.y)\n"
+
+
+def cli(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the project's console script from its tox test environment."""
+    return run([str(project / ".tox" / "test" / "bin" / "fraud-detector"), *args], project, timeout=300)
+
+
+def production(project: Path) -> str:
+    """The version the production pointer names."""
+    return (project / "registry" / "stages" / "production").read_text().strip()
+
+
+def served_version(port: int) -> str:
+    """The version a running service answers /version with."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=5) as response:
+        return json.loads(response.read())["model_version"]
+
+
+def wait_for(condition, seconds: float = 30):
+    """Poll ``condition`` until it returns a truthy value or time runs out (then fail)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except OSError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"condition not met within {seconds} s")
+
+
+def test_default_bake_passes_its_own_lint_and_tests(checked_project):
+    assert (checked_project / ".tox" / "test" / "bin" / "fraud-detector").is_file()
+
+
+def test_local_cd_loop_deploys_blocks_a_subtle_bug_rolls_back_and_retrains(checked_project):
+    project = checked_project
+    first = cli(project, "pipeline", "--skip-tests")
+    assert first.returncode == 0, first.stdout + first.stderr
+    week0 = production(project)
+    assert "rejected 11 bad requests with 4xx" in first.stdout
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(project / ".tox/test/bin/fraud-detector"), "serve", "--port", str(port)],
+        cwd=project,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_for(lambda: served_version(port) == week0)
+
+        train_py = next(project.glob("src/*/train.py"))
+        source = train_py.read_text()
+        assert BUG_BEFORE in source
+        train_py.write_text(source.replace(BUG_BEFORE, BUG_AFTER))
+        blocked = cli(project, "pipeline", "--skip-tests")
+        train_py.write_text(source)
+        assert blocked.returncode == 1
+        assert "FAILED at stage gate_candidate" in blocked.stdout and "lower bound" in blocked.stdout
+        assert production(project) == week0
+
+        week1 = cli(project, "pipeline", "--skip-tests", "--week", "1")
+        assert week1.returncode == 0, week1.stdout
+        assert production(project) != week0
+        assert wait_for(lambda: served_version(port) == production(project))
+
+        rollback = cli(project, "rollback")
+        assert rollback.returncode == 0, rollback.stderr
+        assert production(project) == week0
+        assert wait_for(lambda: served_version(port) == week0)
+        history = cli(project, "history").stdout
+        assert "rollback" in history
+
+        diff = cli(project, "diff", week0, production(project))
+        assert diff.returncode == 0
+
+        flagged = cli(project, "monitor", "--week", "4")
+        assert flagged.returncode == 1 and "ALERT" in flagged.stdout, flagged.stdout
+        retrained = cli(project, "pipeline", "--skip-tests", "--week", "4")
+        assert retrained.returncode == 0, retrained.stdout
+        assert wait_for(lambda: served_version(port) == production(project) != week0)
+        assert cli(project, "monitor", "--week", "4").returncode == 0
+    finally:
+        server.terminate()
+        server.wait(timeout=15)

@@ -1,0 +1,29 @@
+"""The README's two commands are the ones CI and a newcomer run, and the first one really works."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+from conftest import ROOT, run
+
+README = (ROOT / "README.md").read_text()
+COMMANDS = re.findall(r"```bash\n(.*?)\n```", README, flags=re.S)
+
+
+def test_readme_shows_two_commands_and_ci_runs_the_second_verbatim():
+    quickstart, test_command = COMMANDS[:2]
+    assert "cookiecutter --no-input" in quickstart and "pipeline" in quickstart
+    assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.slow
+def test_readme_quickstart_deploys_a_model_that_answers_and_rejects_bad_input(tmp_path):
+    clone = tmp_path / "cookiecutter-ml-cd"
+    shutil.copytree(ROOT, clone, ignore=shutil.ignore_patterns(".git", ".venv", ".tox", "site", "__pycache__"))
+    result = run(["bash", "-c", COMMANDS[0]], clone, timeout=1_200)
+    assert result.returncode == 0, result.stdout[-4_000:] + result.stderr[-4_000:]
+    assert "rejected 11 bad requests with 4xx" in result.stdout
+    assert "production: (none) -> " in result.stdout
+    assert (tmp_path / "fraud-detector" / "registry" / "stages" / "production").is_file()
