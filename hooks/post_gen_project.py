@@ -4,6 +4,8 @@ import subprocess
 import sys
 
 INIT_GIT = "{{ cookiecutter.init_git }}" == "True"
+# the first commit is the template's; later commits carry the user's own git identity
+TEMPLATE_IDENTITY = ("-c", "user.name=cookiecutter-ml-cd", "-c", "user.email=cookiecutter-ml-cd@localhost")
 
 
 def git(*args):
@@ -15,10 +17,7 @@ def init_git_repository():
     """git init on main, then one commit of everything generated, so every model records a commit."""
     git("init", "--quiet", "--initial-branch=main")
     git("add", "--all")
-    git(
-        "-c", "user.name=cookiecutter-ml-cd", "-c", "user.email=cookiecutter-ml-cd@localhost",
-        "commit", "--quiet", "--no-verify", "-m", "Initial commit from cookiecutter-ml-cd",
-    )
+    git(*TEMPLATE_IDENTITY, "commit", "--quiet", "--no-verify", "-m", "Initial commit from cookiecutter-ml-cd")
 
 
 def main():

@@ -21,7 +21,10 @@ SUPPORTED = [
     *[pytest.param({"python_version": v}, id=f"python-{v}") for v in DEFAULTS["python_version"][1:]],
     pytest.param({"init_git": False}, id="no-git"),
     pytest.param({"project_name": "Card Guard", "min_auc": "0.9", "max_auc_drop": "0"}, id="other-name-and-gate"),
-    pytest.param({"description": HOSTILE_TEXT, "author_name": HOSTILE_TEXT, "author_email": "o'brien@example.com"}, id="hostile-text"),
+    pytest.param(
+        {"description": HOSTILE_TEXT, "author_name": HOSTILE_TEXT, "author_email": "o'brien@example.com"},
+        id="hostile-text",
+    ),
 ]
 
 # every one of these must be refused by the pre-gen hook with one ERROR line naming the key

@@ -4,35 +4,40 @@ from __future__ import annotations
 
 import re
 import subprocess
-import tomllib
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import HOSTILE_TEXT, SUPPORTED
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
 # the generated project's files for the default answers, package folder spelled PACKAGE
-EXPECTED_FILES = """
-.gitignore
-.python-version
-README.md
-pyproject.toml
-tox.ini
-src/PACKAGE/__init__.py
-src/PACKAGE/__main__.py
-src/PACKAGE/artifact.py
-src/PACKAGE/cli.py
-src/PACKAGE/config.py
-src/PACKAGE/data.py
-src/PACKAGE/evaluate.py
-src/PACKAGE/features.py
-src/PACKAGE/gate.py
-src/PACKAGE/gunicorn_conf.py
-src/PACKAGE/monitor.py
-src/PACKAGE/pipeline.py
-src/PACKAGE/registry.py
-src/PACKAGE/service.py
-src/PACKAGE/train.py
-""".split()
+EXPECTED_FILES = [
+    ".gitignore",
+    ".python-version",
+    "README.md",
+    "pyproject.toml",
+    "tox.ini",
+    "src/PACKAGE/__init__.py",
+    "src/PACKAGE/__main__.py",
+    "src/PACKAGE/artifact.py",
+    "src/PACKAGE/cli.py",
+    "src/PACKAGE/config.py",
+    "src/PACKAGE/data.py",
+    "src/PACKAGE/evaluate.py",
+    "src/PACKAGE/features.py",
+    "src/PACKAGE/gate.py",
+    "src/PACKAGE/gunicorn_conf.py",
+    "src/PACKAGE/monitor.py",
+    "src/PACKAGE/pipeline.py",
+    "src/PACKAGE/registry.py",
+    "src/PACKAGE/service.py",
+    "src/PACKAGE/train.py",
+]
 
 UNRENDERED = re.compile(r"{{|{%|cookiecutter\.")
 

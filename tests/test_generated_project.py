@@ -16,7 +16,11 @@ pytestmark = pytest.mark.slow
 
 # the tutorial's "subtle bug": merchant risk turned into a percentage at training time only
 BUG_BEFORE = "    return build_model(seed).fit(data.X, data.y)\n"
-BUG_AFTER = "    X = data.X.copy()\n    X[:, 2] *= 100  # merchant risk as a percentage\n    return build_model(seed).fit(X, data.y)\n"
+BUG_AFTER = (
+    "    X = data.X.copy()\n"
+    "    X[:, 2] *= 100  # merchant risk as a percentage\n"
+    "    return build_model(seed).fit(X, data.y)\n"
+)
 
 
 def cli(project: Path, *args: str) -> subprocess.CompletedProcess:
