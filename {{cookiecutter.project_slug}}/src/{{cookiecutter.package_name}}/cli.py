@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from . import artifact, pipeline
@@ -25,6 +26,17 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         """Print one clear line and exit 2."""
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
 
 
 def resolve(settings: Settings, model: str) -> Path:
@@ -73,24 +85,15 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_gate(settings: Settings, args: argparse.Namespace) -> int:
     """Decide whether a candidate may replace production; exit 0 pass, 1 blocked, 2 undecided."""
-    gate = settings.gate
-    if args.min_auc is not None or args.max_auc_drop is not None:
-        from dataclasses import replace
-
-        gate = replace(
-            gate,
-            min_auc=gate.min_auc if args.min_auc is None else args.min_auc,
-            max_auc_drop=gate.max_auc_drop if args.max_auc_drop is None else args.max_auc_drop,
-        )
+    overrides = {"min_auc": args.min_auc, "max_auc_drop": args.max_auc_drop}
+    gate = replace(settings.gate, **{key: value for key, value in overrides.items() if value is not None})
     registry = Registry(settings.registry)
     production = registry.current("production")
-    try:
-        candidate = resolve(settings, args.candidate)
-        data = week_data(settings, args, 1)
-    except (RegistryError, DataError) as error:
-        candidate, data = Path(args.candidate), Path(f"(unavailable: {error})")
-    result = run_gate(candidate, data, registry.folder(production) if production else None, gate)
-    report = write_outputs(result, Path(args.out) if args.out else candidate if candidate.is_dir() else Path("."))
+    candidate = Path(args.candidate) if Path(args.candidate).is_dir() else registry.models / args.candidate
+    result = run_gate(
+        candidate, week_data(settings, args, 1), registry.models / production if production else None, gate
+    )
+    report = write_outputs(result, Path(args.out) if args.out else candidate if candidate.is_dir() else Path("gate"))
     print(report.read_text(), end="")
     return result.exit_code
 
@@ -199,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     def add(name: str, function, *flags: tuple[tuple, dict]) -> None:
-        sub = commands.add_parser(name, help=function.__doc__, description=function.__doc__)
+        # argparse %-formats help strings: a docstring's "95%" would crash --help
+        sub = commands.add_parser(name, help=function.__doc__.replace("%", "%%"), description=function.__doc__)
         for names, options in flags:
             sub.add_argument(*names, **options)
         sub.set_defaults(function=function)
@@ -224,8 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
         (("candidate",), {"help": "candidate model folder or version"}),
         week,
         data,
-        (("--min-auc",), {"type": float, "help": "override the floor"}),
-        (("--max-auc-drop",), {"type": float, "help": "override the non-inferiority margin"}),
+        (("--min-auc",), {"type": fraction, "help": "override the floor"}),
+        (("--max-auc-drop",), {"type": fraction, "help": "override the non-inferiority margin"}),
         (("--out",), {"help": "where to write gate.json, report.md and roc.png (default: the candidate folder)"}),
     )
     add("register", cmd_register, (("model",), {"help": "a trained model folder"}))

@@ -57,6 +57,8 @@ def load_settings(pyproject: Path = Path("pyproject.toml")) -> Settings:
 
 def _build(cls: type, table: dict, where: str):
     """Instantiate a settings class from a TOML table, converting and checking each value."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{where}] must be a table of settings, got {table!r}")
     known = {f.name: f for f in fields(cls) if f.name != "gate"}
     values = {}
     for key, value in table.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -119,7 +120,9 @@ def smoke_test_staging(run: Run) -> None:
     """Serve staging on a free 127.0.0.1 port and check that it answers well and rejects bad input."""
     port = free_port()
     command = [sys.executable, "-m", __package__, "serve", "--stage", "staging", "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the server must serve this run's registry, not whatever the current folder's settings name
+    environment = {**os.environ, "MODEL_REGISTRY": str(Path(run.settings.registry).resolve())}
+    server = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until_ready(base, server)
@@ -191,7 +194,10 @@ def smoke_requests(features: tuple[Feature, ...], row: list[float]) -> tuple[dic
     requests = {name: (json.dumps(body).encode(), "application/json") for name, body in bad.items()}
     requests["body not JSON"] = (b"{not json", "application/json")
     requests["wrong content type"] = (json.dumps(valid).encode(), "text/plain")
-    requests["body over the size limit"] = (b" " * (MAX_BODY_BYTES + 1) + json.dumps(valid).encode(), "application/json")
+    requests["body over the size limit"] = (
+        b" " * (MAX_BODY_BYTES + 1) + json.dumps(valid).encode(),
+        "application/json",
+    )
     return valid, requests
 
 
@@ -202,7 +208,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def call(url: str, payload: object = None, timeout: float = 5, content_type: str = "application/json") -> tuple[int, dict]:
+def call(
+    url: str, payload: object = None, timeout: float = 5, content_type: str = "application/json"
+) -> tuple[int, dict]:
     """GET (no payload) or POST a JSON-ready object or raw bytes; return the status and the JSON body."""
     data = payload if isinstance(payload, bytes) or payload is None else json.dumps(payload).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type})

@@ -138,10 +138,21 @@ class Registry:
             "to": new,
             "reason": reason,
         }
+        self._drop_torn_tail()
         with self.history_file.open("a") as file:
             file.write(json.dumps(entry) + "\n")
             file.flush()
             os.fsync(file.fileno())
+
+    def _drop_torn_tail(self) -> None:
+        """Cut an unterminated last line (a crash mid-append) so the next entry starts on its own line."""
+        if not self.history_file.is_file() or self.history_file.stat().st_size == 0:
+            return
+        with self.history_file.open("rb+") as file:
+            file.seek(-1, os.SEEK_END)
+            if file.read(1) != b"\n":
+                file.seek(0)
+                file.truncate(file.read().rfind(b"\n") + 1)
 
     @staticmethod
     def _check_stage(stage: str) -> None:

@@ -1,0 +1,101 @@
+"""Shared fixtures: small synthetic data, one trained model, a registry serving it, and the Flask app."""
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from {{ cookiecutter.package_name }}.config import GateSettings
+from {{ cookiecutter.package_name }}.data import synthetic_transactions, write_csv
+from {{ cookiecutter.package_name }}.features import LABEL, Feature
+from {{ cookiecutter.package_name }}.registry import Registry
+from {{ cookiecutter.package_name }}.service import create_app
+from {{ cookiecutter.package_name }}.train import train
+
+# small enough for a fast suite, large enough (about 120 frauds) for a stable AUC
+ROWS = 4_000
+
+
+@pytest.fixture(scope="session")
+def week0(tmp_path_factory) -> tuple[Path, Path]:
+    """Week-0 training and holdout CSVs, written once per session (treat them as read-only)."""
+    folder = tmp_path_factory.mktemp("week0")
+    train_csv, holdout_csv = folder / "train.csv", folder / "holdout.csv"
+    write_csv(train_csv, synthetic_transactions(ROWS, week=0, seed=0))
+    write_csv(holdout_csv, synthetic_transactions(ROWS, week=0, seed=10_000))
+    return train_csv, holdout_csv
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, week0) -> Path:
+    """A model folder trained on week 0 with seed 0 (treat it as read-only)."""
+    folder, _ = train(*week0, tmp_path_factory.mktemp("artifacts"), seed=0)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def second_model_dir(tmp_path_factory, week0) -> Path:
+    """Another version: the same data retrained with seed 1 (treat it as read-only)."""
+    folder, _ = train(*week0, tmp_path_factory.mktemp("artifacts"), seed=1)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def production_registry(tmp_path_factory, model_dir) -> Path:
+    """A registry with ``model_dir`` registered and promoted to production, built once per session."""
+    registry = Registry(tmp_path_factory.mktemp("registry"))
+    registry.promote(registry.register(model_dir, reason="fixture"), "production", reason="fixture")
+    return registry.root
+
+
+@pytest.fixture
+def registry(tmp_path, production_registry) -> Registry:
+    """This test's own copy of the session registry, free to change."""
+    return Registry(shutil.copytree(production_registry, tmp_path / "registry"))
+
+
+@pytest.fixture
+def gate_settings() -> GateSettings:
+    """Gate thresholds fixed for the tests, whatever the project was generated with."""
+    return GateSettings(min_auc=0.8, max_auc_drop=0.01, confidence=0.95)
+
+
+@pytest.fixture
+def app(registry):
+    """The service serving the registry's production model, re-reading the pointer on every request."""
+    return create_app(test_config={"REGISTRY": str(registry.root), "RELOAD_INTERVAL": 0})
+
+
+@pytest.fixture
+def client(app):
+    """A test client for the app."""
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def own_features() -> tuple[Feature, ...]:
+    """A different feature list, as a user with their own data would declare it in features.py."""
+    return (
+        Feature("age", "int", 18, 120, "Customer age in years."),
+        Feature("balance", "float", 0.0, 1_000_000.0, "Account balance."),
+        Feature("is_member", "bool", description="Member of the loyalty programme."),
+    )
+
+
+@pytest.fixture(scope="session")
+def own_model_dir(tmp_path_factory, own_features) -> Path:
+    """A model trained on a hand-written CSV of the other feature list (treat it as read-only)."""
+    folder = tmp_path_factory.mktemp("own")
+    rng = np.random.default_rng(0)
+    for name in ("train", "holdout"):
+        age, balance, member = rng.integers(18, 90, 2_000), rng.lognormal(7, 1.5, 2_000), rng.random(2_000) < 0.3
+        risk = 1 / (1 + np.exp(-(-3 + 0.04 * (60 - age) - 1.5 * member)))
+        label = rng.random(2_000) < risk
+        with (folder / f"{name}.csv").open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["is_member", "age", "balance", LABEL])
+            writer.writerows(zip(member.astype(int), age, balance.round(2), label.astype(int), strict=True))
+    model, _ = train(folder / "train.csv", folder / "holdout.csv", folder / "artifacts", features=own_features)
+    return model

@@ -1,0 +1,176 @@
+"""The command line: every subcommand listed, one-line errors, and a full registry round trip."""
+
+import json
+
+import pytest
+
+from {{ cookiecutter.package_name }}.cli import PROG, main
+from {{ cookiecutter.package_name }}.config import TABLE
+
+SUBCOMMANDS = [
+    "data",
+    "train",
+    "evaluate",
+    "gate",
+    "register",
+    "promote",
+    "rollback",
+    "history",
+    "models",
+    "diff",
+    "monitor",
+    "serve",
+    "pipeline",
+]
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """An empty project folder as the working directory, with small data and fixed gate thresholds."""
+    (tmp_path / "pyproject.toml").write_text(
+        f"[tool.{TABLE}]\ntrain_rows = 4000\nholdout_rows = 4000\n"
+        f"[tool.{TABLE}.gate]\nmin_auc = 0.8\nmax_auc_drop = 0.01\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MODEL_REGISTRY", raising=False)
+    return tmp_path
+
+
+def run(capsys, *args):
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def exits(capsys, *args):
+    """Run the CLI where argparse exits; return (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def test_help_lists_every_subcommand(capsys):
+    code, out, _ = exits(capsys, "--help")
+    assert code == 0
+    for name in SUBCOMMANDS:
+        assert f"    {name}" in out, name
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_every_subcommand_has_its_own_help(capsys, name):
+    code, out, _ = exits(capsys, name, "--help")
+    assert code == 0
+    assert out.startswith(f"usage: {PROG} {name}")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["train", "--bogus"], ["data", "--week", "two"], [], ["promote", "v1", "--stage", "qa"]],
+    ids=["unknown flag", "bad value", "no subcommand", "bad choice"],
+)
+def test_a_usage_error_is_one_line_on_stderr_and_exit_code_2(capsys, args):
+    code, out, err = exits(capsys, *args)
+    assert code == 2
+    assert out == ""
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"{PROG}") and "error:" in err and "--help" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["train", "--train", "missing.csv", "--holdout", "missing.csv"], "missing.csv"),
+        (["register", "missing-model"], "missing-model"),
+        (["evaluate", "missing-model"], "missing-model"),
+        (["promote", "missing-version"], "missing-version"),
+    ],
+    ids=["train", "register", "evaluate", "promote"],
+)
+def test_a_missing_file_is_one_clear_line_and_a_failure(project, capsys, args, named):
+    code, out, err = run(capsys, *args)
+    assert code == 1
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"{PROG}: error:") and named in err
+    assert "Traceback" not in err
+
+
+def test_data_train_register_promote_history_models_diff_rollback_round_trip(project, capsys):
+    code, out, _ = run(capsys, "data")
+    assert code == 0
+    assert out.split() == ["data/week-00/train.csv", "data/week-00/holdout.csv"]
+    assert (project / "data" / "week-00" / "train.csv").is_file()
+
+    code, out, _ = run(capsys, "train")
+    first, first_folder = out.split()
+    assert code == 0 and (project / first_folder / "model.skops").is_file()
+    assert run(capsys, "register", first_folder)[:2] == (0, f"{first}\n")
+    assert run(capsys, "promote", first, "--reason", "first deploy")[:2] == (0, f"production: (none) -> {first}\n")
+
+    code, out, _ = run(capsys, "train", "--seed", "1")
+    second, second_folder = out.split()
+    assert code == 0 and second != first
+    assert run(capsys, "register", second_folder)[:2] == (0, f"{second}\n")
+    assert run(capsys, "promote", second, "--stage", "staging")[0] == 0
+    assert run(capsys, "promote", second)[:2] == (0, f"production: {first} -> {second}\n")
+
+    code, out, _ = run(capsys, "models")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 2
+    assert sorted(line.split()[0] for line in lines) == sorted([first, second])
+    assert any(line.startswith(second) and line.endswith("production") for line in lines)
+    assert all(" AUC 0." in line for line in lines)
+
+    code, out, _ = run(capsys, "diff", first, second)
+    assert code == 0
+    assert "parameters.seed:\n  - 0\n  + 1" in out
+    assert "version:" in out
+    assert out.rstrip().endswith("field(s) differ")
+
+    assert run(capsys, "rollback", "--reason", "seed 1 looks odd")[:2] == (0, f"production: {second} -> {first}\n")
+    code, out, _ = run(capsys, "history")
+    actions = [line.split()[1] for line in out.splitlines()]
+    assert code == 0
+    assert actions == ["register", "promote", "register", "promote", "promote", "rollback"]
+    assert "seed 1 looks odd" in out.splitlines()[-1]
+    assert run(capsys, "rollback")[0] == 1  # the first deploy replaced nothing
+
+
+def test_evaluate_prints_the_auc_with_its_interval(project, model_dir, capsys):
+    code, out, _ = run(capsys, "evaluate", str(model_dir))
+    result = json.loads(out)
+    assert code == 0
+    assert result["ci_low"] < result["auc"] < result["ci_high"]
+    assert result["positives"] + result["negatives"] == 4_000
+
+
+def test_gate_exit_codes_are_0_pass_1_blocked_2_undecided(project, model_dir, capsys):
+    code, out, _ = run(capsys, "gate", str(model_dir), "--out", "first")
+    assert (code, out.splitlines()[0]) == (0, "## AUC gate: PASSED")
+    assert (project / "first" / "gate.json").is_file()
+    code, out, _ = run(capsys, "gate", str(model_dir), "--min-auc", "0.99", "--out", "strict")
+    assert (code, out.splitlines()[0]) == (1, "## AUC gate: BLOCKED")
+    code, out, _ = run(capsys, "gate", "missing-model", "--out", "missing")
+    assert (code, out.splitlines()[0]) == (2, "## AUC gate: BLOCKED (could not decide)")
+    assert json.loads((project / "missing" / "gate.json").read_text())["decision"] == "undecided"
+
+
+def test_gate_compares_with_the_registered_production_model(project, model_dir, second_model_dir, capsys):
+    assert run(capsys, "register", str(model_dir))[0] == 0
+    assert run(capsys, "promote", model_dir.name)[0] == 0
+    code, out, _ = run(capsys, "gate", str(second_model_dir), "--out", "report")
+    assert code == 0
+    assert f"| production | {model_dir.name} |" in out
+
+
+def test_monitor_exits_1_when_a_retrain_is_due(project, model_dir, capsys):
+    assert run(capsys, "monitor")[0] == 1  # no production model yet: one clear line
+    assert run(capsys, "register", str(model_dir))[0] == 0
+    assert run(capsys, "promote", model_dir.name)[0] == 0
+    code, out, _ = run(capsys, "monitor")
+    assert (code, out.splitlines()[-1]) == (0, "OK: no retrain needed")
+    code, out, _ = run(capsys, "monitor", "--week", "4")
+    assert code == 1
+    assert "ALERT: card_present drifted" in out

@@ -1,0 +1,73 @@
+"""Settings: defaults, overrides from pyproject.toml and the environment, clear errors for bad keys."""
+
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.config import TABLE, ConfigError, GateSettings, Settings, load_settings
+
+PROJECT_PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+def write(tmp_path, text):
+    """A pyproject.toml holding the given [tool.<package>] content."""
+    path = tmp_path / "pyproject.toml"
+    path.write_text(text.replace("TABLE", TABLE))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def no_registry_override(monkeypatch):
+    """Keep a MODEL_REGISTRY from the caller's shell out of these tests."""
+    monkeypatch.delenv("MODEL_REGISTRY", raising=False)
+
+
+def test_without_a_pyproject_the_defaults_apply(tmp_path):
+    assert load_settings(tmp_path / "pyproject.toml") == Settings()
+
+
+def test_the_projects_own_pyproject_loads_and_matches_the_defaults():
+    settings = load_settings(PROJECT_PYPROJECT)
+    assert settings.gate == GateSettings()
+    assert settings.registry == Path("registry")
+    assert 0.5 < settings.gate.min_auc < 1 and 0 <= settings.gate.max_auc_drop < 0.5
+
+
+def test_values_in_pyproject_override_the_defaults(tmp_path):
+    path = write(
+        tmp_path,
+        '[tool.TABLE]\nregistry = "models"\ntrain_rows = 500\nmax_psi = 1\n[tool.TABLE.gate]\nmin_auc = 0.7\n',
+    )
+    settings = load_settings(path)
+    assert (settings.registry, settings.train_rows, settings.max_psi) == (Path("models"), 500, 1.0)
+    assert settings.gate == GateSettings(min_auc=0.7)
+    assert isinstance(settings.max_psi, float)
+
+
+def test_model_registry_in_the_environment_overrides_the_registry(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODEL_REGISTRY", "/srv/registry")
+    assert load_settings(write(tmp_path, '[tool.TABLE]\nregistry = "models"\n')).registry == Path("/srv/registry")
+
+
+def test_an_unknown_key_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=f"unknown key 'min_acu' in \\[tool.{TABLE}.gate\\]"):
+        load_settings(write(tmp_path, "[tool.TABLE.gate]\nmin_acu = 0.9\n"))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('train_rows = "many"', "train_rows must be a int"),
+        ("train_rows = true", "train_rows must be a int"),
+        ("train_rows = 1.5", "train_rows must be a int"),
+        ("registry = 3", "registry must be a path"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_named(tmp_path, line, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, f"[tool.TABLE]\n{line}\n"))
+
+
+def test_a_gate_key_that_is_not_a_table_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="gate"):
+        load_settings(write(tmp_path, "[tool.TABLE]\ngate = 0.9\n"))

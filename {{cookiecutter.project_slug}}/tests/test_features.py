@@ -1,0 +1,36 @@
+"""The feature list: one declaration that data, training and the API all derive from."""
+
+import pytest
+
+from {{ cookiecutter.package_name }}.data import SYNTHETIC_COLUMNS
+from {{ cookiecutter.package_name }}.features import FEATURES, LABEL, Feature, feature_names
+
+
+def test_feature_names_follow_the_declaration_order():
+    assert feature_names() == [feature.name for feature in FEATURES]
+    assert feature_names((Feature("b", "int"), Feature("a", "float"))) == ["b", "a"]
+
+
+def test_feature_names_are_unique_and_exclude_the_label():
+    names = feature_names()
+    assert len(set(names)) == len(names)
+    assert LABEL not in names
+
+
+@pytest.mark.parametrize("feature", FEATURES, ids=lambda feature: feature.name)
+def test_every_feature_has_a_kind_a_sane_range_and_a_description(feature):
+    assert feature.kind in ("float", "int", "bool")
+    assert feature.description
+    if feature.kind == "bool":
+        assert (feature.minimum, feature.maximum) == (None, None)
+    elif feature.minimum is not None and feature.maximum is not None:
+        assert feature.minimum < feature.maximum
+
+
+@pytest.mark.parametrize("feature", FEATURES, ids=lambda feature: feature.name)
+def test_a_feature_survives_its_metadata_round_trip(feature):
+    assert Feature.from_dict(feature.to_dict()) == feature
+
+
+def test_the_synthetic_generator_covers_the_default_features():
+    assert list(SYNTHETIC_COLUMNS) == feature_names()

@@ -1,0 +1,221 @@
+"""Fuzzing the service: no generated request gets a 5xx, every 4xx is the JSON error shape, valid rows are scored.
+
+The normal test run sends a few hundred requests; `tox -e fuzz` sets FUZZ_EXAMPLES=10000 and sends that many
+through Flask's test client and as many again to the service running under gunicorn with the shipped config.
+"""
+
+import http.client
+import json
+import math
+import os
+import string
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from {{ cookiecutter.package_name }}.features import FEATURES, Feature
+from {{ cookiecutter.package_name }}.pipeline import free_port, wait_until_ready
+from {{ cookiecutter.package_name }}.service import MAX_BODY_BYTES
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
+FULL = EXAMPLES >= 10_000
+LIVE_EXAMPLES = EXAMPLES if FULL else 100  # a running gunicorn costs a real HTTP round trip per request
+
+
+# --- request bodies --------------------------------------------------------------------------------------------
+def valid_value(feature: Feature) -> st.SearchStrategy:
+    """A value the schema accepts for one feature: in its range, and a whole number is fine for a float."""
+    if feature.kind == "bool":
+        return st.booleans()
+    low = -(2**53) if feature.minimum is None else math.ceil(feature.minimum)
+    high = 2**53 if feature.maximum is None else math.floor(feature.maximum)
+    if feature.kind == "int":
+        return st.integers(low, high)
+    floats = st.floats(feature.minimum, feature.maximum, allow_nan=False, allow_infinity=False)
+    return floats | st.integers(low, high)
+
+
+VALID_ROW = st.fixed_dictionaries({f.name: valid_value(f) for f in FEATURES})
+NAMES = st.sampled_from([f.name for f in FEATURES])
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),  # floats include NaN and infinity
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@st.composite
+def broken_row(draw) -> dict:
+    """A valid row with one thing wrong: a field dropped, a field added, or a value of any JSON type."""
+    row = dict(draw(VALID_ROW))
+    change = draw(st.sampled_from(["drop", "add", "replace"]))
+    if change == "drop":
+        del row[draw(NAMES)]
+    elif change == "add":
+        row[draw(st.text(max_size=20))] = draw(JSON_VALUES)
+    else:
+        row[draw(NAMES)] = draw(JSON_VALUES)
+    return row
+
+
+def encode(value: object, ascii_only: bool) -> bytes:
+    """JSON text of a value (NaN and Infinity written as Python does); lone surrogates make invalid UTF-8."""
+    return json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+
+
+def json_body(values: st.SearchStrategy) -> st.SearchStrategy:
+    """The values as JSON bodies, escaped or with raw unicode."""
+    return st.builds(encode, values, st.booleans())
+
+
+@st.composite
+def deep_nesting(draw) -> bytes:
+    """Lists or objects nested thousands deep, alone or inside a row."""
+    depth = draw(st.integers(1, 5_000))
+    nested = b"[" * depth + b"]" * depth if draw(st.booleans()) else b'{"a":' * depth + b"1" + b"}" * depth
+    if draw(st.booleans()):
+        return b'{"' + draw(NAMES).encode() + b'": ' + nested + b"}"
+    return nested
+
+
+@st.composite
+def huge_number(draw) -> bytes:
+    """A row with a number far beyond any float or 64-bit integer (or far below)."""
+    row = encode(draw(VALID_ROW), True)
+    digits = "9" * draw(st.integers(20, 6_000))
+    number = draw(st.sampled_from([digits, "-" + digits, "1e999999", "-1e999999", "1e-999999", digits + ".5e400"]))
+    name = draw(NAMES)
+    return row.replace(f'"{name}": '.encode(), f'"{name}": {number}, "_": '.encode(), 1)
+
+
+VALID_BODIES = json_body(VALID_ROW | st.lists(VALID_ROW, min_size=1, max_size=5))
+BAD_BODIES = st.one_of(
+    json_body(broken_row() | st.lists(broken_row() | VALID_ROW, min_size=1, max_size=5)),
+    json_body(JSON_VALUES),
+    st.binary(max_size=300),
+    st.text(max_size=200).map(lambda text: text.encode("utf-8", "surrogatepass")),
+    deep_nesting(),
+    huge_number(),
+    st.just(b" " * MAX_BODY_BYTES + b"{}"),  # over the size limit
+)
+CONTENT_TYPES = st.sampled_from(
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "APPLICATION/JSON",
+        "application/json-patch+json",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "",
+    ]
+) | st.text(string.ascii_letters + string.digits + "/;=+-. ", max_size=40)
+PATHS = st.sampled_from(["/predict", "/health", "/ready", "/version", "/openapi.json", "/"]) | st.text(
+    string.ascii_letters + string.digits + "-._~/%", min_size=1, max_size=30
+).map(lambda path: "/" + path)
+METHODS = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"])
+
+
+@st.composite
+def fuzz_request(draw, live: bool) -> tuple[str, str, str, bytes, bool]:
+    """(method, path, content type, body, must succeed): mostly POST /predict, some other routes and methods."""
+    kind = draw(st.sampled_from(["valid", "bad", "bad", "bad", "other"]))
+    if kind == "valid":
+        return "POST", "/predict", "application/json", draw(VALID_BODIES), True
+    if kind == "other":
+        return draw(METHODS), draw(PATHS), draw(CONTENT_TYPES), draw(st.binary(max_size=50)), False
+    body = draw(BAD_BODIES.filter(lambda body: len(body) <= MAX_BODY_BYTES) if live else BAD_BODIES)
+    return "POST", "/predict", draw(CONTENT_TYPES), body, False
+
+
+# --- checking one answer ---------------------------------------------------------------------------------------
+def check_answer(request: tuple, status: int, content_type: str, body: bytes) -> None:
+    """No 5xx; each 4xx is the one JSON error shape; a valid body gets a probability per row."""
+    method, path, _, sent, must_succeed = request
+    assert status < 500, f"{method} {path} got {status}: {body[:300]!r}"
+    if status >= 400:
+        assert content_type == "application/json", f"{status} answered with {content_type}"
+        error = json.loads(body)
+        assert set(error) == {"error", "details"}, error
+        assert isinstance(error["error"], str) and isinstance(error["details"], list), error
+        assert all(
+            isinstance(detail, dict) and set(detail) == {"field", "message"} for detail in error["details"]
+        ), error
+    if must_succeed:
+        assert status == 200, f"a valid body got {status}: {body[:300]!r}"
+        rows = json.loads(sent)
+        scores = json.loads(body)["fraud_probability"]
+        scores = scores if isinstance(rows, list) else [scores]
+        assert len(scores) == (len(rows) if isinstance(rows, list) else 1)
+        assert all(0 <= score <= 1 for score in scores)
+
+
+def run_fuzz(send, examples: int, live: bool) -> Counter:
+    """Send ``examples`` generated requests through ``send``; return how many got each status."""
+    statuses: Counter = Counter()
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=not FULL,  # the short run is the same every time; the full run explores
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(request=fuzz_request(live))
+    def one_request(request: tuple) -> None:
+        status, content_type, body = send(*request[:4])
+        statuses[status] += 1
+        check_answer(request, status, content_type, body)
+
+    one_request()
+    return statuses
+
+
+# --- the two transports ----------------------------------------------------------------------------------------
+def test_no_generated_request_gets_a_5xx_or_an_error_of_another_shape(client):
+    def send(method: str, path: str, content_type: str, body: bytes) -> tuple[int, str, bytes]:
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = client.open(path, method=method, data=body, headers=headers)
+        return response.status_code, response.mimetype, response.get_data()
+
+    statuses = run_fuzz(send, EXAMPLES, live=False)
+    print(f"fuzz, Flask test client: {statuses.total()} requests, by status {dict(sorted(statuses.items()))}")
+    assert statuses.total() >= EXAMPLES
+    assert {200, 400, 415, 422} <= statuses.keys()
+
+
+@pytest.fixture(scope="module")
+def live_service(production_registry):
+    """The service under gunicorn with the shipped config, on a free 127.0.0.1 port, until the module ends."""
+    port = free_port()
+    package = "{{ cookiecutter.package_name }}"
+    command = [sys.executable, "-m", "gunicorn", "--config", f"python:{package}.gunicorn_conf"]
+    command += ["--bind", f"127.0.0.1:{port}", f"{package}.service:create_app()"]
+    env = {**os.environ, "MODEL_REGISTRY": str(production_registry), "MODEL_STAGE": "production"}
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}", server, seconds=60)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+def test_the_service_under_gunicorn_survives_the_same_requests(live_service):
+    def send(method: str, path: str, content_type: str, body: bytes) -> tuple[int, str, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", live_service, timeout=10)
+        try:
+            connection.request(method, path, body=body, headers={"Content-Type": content_type} if content_type else {})
+            response = connection.getresponse()
+            return response.status, response.headers.get_content_type(), response.read()
+        finally:
+            connection.close()
+
+    statuses = run_fuzz(send, LIVE_EXAMPLES, live=True)
+    print(f"fuzz, gunicorn: {statuses.total()} requests, by status {dict(sorted(statuses.items()))}")
+    assert statuses.total() >= LIVE_EXAMPLES
+    assert 200 in statuses and 422 in statuses

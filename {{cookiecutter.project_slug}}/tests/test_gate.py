@@ -1,0 +1,159 @@
+"""The AUC gate: a floor on the first deploy, then non-inferiority against production."""
+
+import json
+import shutil
+
+import pytest
+
+from {{ cookiecutter.package_name }} import train
+from {{ cookiecutter.package_name }}.config import GateSettings
+from {{ cookiecutter.package_name }}.data import Dataset, synthetic_transactions, write_csv
+from {{ cookiecutter.package_name }}.evaluate import AucComparison, AucEstimate
+from {{ cookiecutter.package_name }}.features import feature_names
+from {{ cookiecutter.package_name }}.gate import EXIT_CODES, decide, render_report, run_gate, write_outputs
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def estimate(auc):
+    """An AUC estimate with a plausible interval."""
+    return AucEstimate(auc, 0.01, auc - 0.02, auc + 0.02, 0.95, 100, 3_900)
+
+
+def comparison(difference, lower_bound):
+    """A paired comparison with the given difference and lower bound."""
+    return AucComparison(estimate(0.9 + difference), estimate(0.9), difference, 0.005, lower_bound, 0.95)
+
+
+@pytest.fixture(scope="module")
+def unit_error_model(tmp_path_factory, week0):
+    """A candidate whose training code multiplies merchant_risk by 100 (a unit bug), serving unscaled data."""
+    column = feature_names().index("merchant_risk")
+    real_fit = train.fit
+
+    def fit_with_a_unit_error(data, seed=0):
+        X = data.X.copy()
+        X[:, column] *= 100
+        return real_fit(Dataset(X, data.y), seed)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "fit", fit_with_a_unit_error)
+        folder, _ = train.train(*week0, tmp_path_factory.mktemp("buggy"), seed=0)
+    return folder
+
+
+def test_decide_passes_a_first_deploy_above_the_floor(gate_settings):
+    assert decide(estimate(0.9), None, gate_settings) == ("pass", [])
+
+
+def test_decide_blocks_a_first_deploy_below_the_floor(gate_settings):
+    decision, reasons = decide(estimate(0.79), None, gate_settings)
+    assert decision == "blocked"
+    assert reasons == ["AUC 0.7900 is below the floor min_auc = 0.8"]
+
+
+def test_decide_blocks_when_the_lower_bound_reaches_the_margin(gate_settings):
+    decision, reasons = decide(estimate(0.9), comparison(-0.004, -0.010), gate_settings)
+    assert decision == "blocked"
+    assert "max_auc_drop = 0.01" in reasons[0] and "lower bound -0.0100" in reasons[0]
+
+
+def test_decide_passes_a_small_drop_whose_lower_bound_stays_within_the_margin(gate_settings):
+    assert decide(estimate(0.9), comparison(-0.004, -0.009), gate_settings) == ("pass", [])
+
+
+def test_decide_lists_every_broken_rule(gate_settings):
+    decision, reasons = decide(estimate(0.7), comparison(-0.2, -0.25), gate_settings)
+    assert (decision, len(reasons)) == ("blocked", 2)
+
+
+def test_a_first_deploy_is_decided_by_the_floor_alone(model_dir, week0, gate_settings):
+    result = run_gate(model_dir, week0[1], None, gate_settings)
+    assert (result.decision, result.exit_code, result.comparison) == ("pass", 0, None)
+    assert result.candidate.auc > gate_settings.min_auc
+    assert list(result.curves) == ["candidate"]
+
+
+def test_the_gate_blocks_a_candidate_below_the_floor(model_dir, week0):
+    result = run_gate(model_dir, week0[1], None, GateSettings(min_auc=0.99, max_auc_drop=0.01))
+    assert (result.decision, result.exit_code) == ("blocked", 1)
+    assert "below the floor" in result.reasons[0]
+
+
+def test_the_gate_blocks_a_model_several_points_worse_from_a_unit_error(
+    unit_error_model, model_dir, week0, gate_settings
+):
+    result = run_gate(unit_error_model, week0[1], model_dir, gate_settings)
+    assert (result.decision, result.exit_code) == ("blocked", 1)
+    # measured: about 5 points worse, yet still above the floor: only the comparison catches it
+    assert result.comparison.difference < -0.03
+    assert result.candidate.auc > gate_settings.min_auc
+    assert "worse than production" in result.reasons[0]
+    assert set(result.curves) == {"candidate", "production"}
+
+
+def test_the_gate_passes_a_retrain_with_only_the_seed_changed(second_model_dir, model_dir, week0, gate_settings):
+    result = run_gate(second_model_dir, week0[1], model_dir, gate_settings)
+    assert (result.decision, result.exit_code, result.reasons) == ("pass", 0, [])
+    assert result.candidate_version != result.production_version
+
+
+def test_the_gate_passes_a_retrain_on_a_fresh_sample_of_the_same_week(tmp_path, model_dir, week0, gate_settings):
+    write_csv(tmp_path / "fresh.csv", synthetic_transactions(4_000, week=0, seed=1))
+    fresh, _ = train.train(tmp_path / "fresh.csv", week0[1], tmp_path / "artifacts", seed=0)
+    result = run_gate(fresh, week0[1], model_dir, gate_settings)
+    assert (result.decision, result.reasons) == ("pass", [])
+
+
+def test_the_gate_is_undecided_without_a_candidate_model(tmp_path, week0, gate_settings):
+    result = run_gate(tmp_path / "missing", week0[1], None, gate_settings)
+    assert (result.decision, result.exit_code) == ("undecided", 2)
+    assert "could not decide" in result.reasons[0] and "missing" in result.reasons[0]
+
+
+def test_the_gate_is_undecided_without_holdout_data(tmp_path, model_dir, gate_settings):
+    result = run_gate(model_dir, tmp_path / "missing.csv", None, gate_settings)
+    assert (result.decision, result.exit_code) == ("undecided", 2)
+    assert "missing.csv" in result.reasons[0]
+
+
+def test_the_gate_is_undecided_when_production_is_tampered_with(tmp_path, model_dir, week0, gate_settings):
+    production = shutil.copytree(model_dir, tmp_path / "production")
+    (production / "model.skops").write_bytes(b"tampered")
+    result = run_gate(model_dir, week0[1], production, gate_settings)
+    assert (result.decision, result.exit_code) == ("undecided", 2)
+    assert "sha256" in result.reasons[0]
+
+
+def test_write_outputs_writes_the_decision_the_report_and_the_roc_plot(
+    tmp_path, unit_error_model, model_dir, week0, gate_settings
+):
+    result = run_gate(unit_error_model, week0[1], model_dir, gate_settings)
+    report = write_outputs(result, tmp_path / "out")
+    assert report == tmp_path / "out" / "report.md"
+    gate = json.loads((tmp_path / "out" / "gate.json").read_text())
+    assert (gate["decision"], gate["exit_code"]) == ("blocked", 1)
+    assert gate["comparison"]["difference"] == pytest.approx(result.comparison.difference)
+    assert gate["settings"] == {"min_auc": 0.8, "max_auc_drop": 0.01, "confidence": 0.95}
+    text = report.read_text()
+    assert "## AUC gate: BLOCKED" in text
+    assert f"{result.comparison.candidate.auc:.4f}" in text and f"{result.comparison.baseline.auc:.4f}" in text
+    assert "min_auc = 0.8, max_auc_drop = 0.01" in text
+    assert result.candidate_version in text and result.production_version in text
+    assert "![ROC curves](roc.png)" in text
+    assert (tmp_path / "out" / "roc.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_an_undecided_report_says_so_and_draws_no_plot(tmp_path, week0, gate_settings):
+    result = run_gate(tmp_path / "missing", week0[1], None, gate_settings)
+    report = write_outputs(result, tmp_path / "out")
+    assert "BLOCKED (could not decide)" in report.read_text()
+    assert json.loads((tmp_path / "out" / "gate.json").read_text())["exit_code"] == EXIT_CODES["undecided"] == 2
+    assert not (tmp_path / "out" / "roc.png").exists()
+
+
+def test_a_first_deploy_report_explains_that_the_floor_decided(model_dir, week0, gate_settings):
+    text = render_report(run_gate(model_dir, week0[1], None, gate_settings))
+    assert "## AUC gate: PASSED" in text
+    assert "the floor alone decides" in text
+    assert "- every rule holds" in text

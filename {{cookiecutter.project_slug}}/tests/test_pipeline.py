@@ -1,0 +1,138 @@
+"""The local CD pipeline: stages in order, a failure stops it before production moves."""
+
+from dataclasses import replace
+
+import pytest
+
+from {{ cookiecutter.package_name }} import pipeline
+from {{ cookiecutter.package_name }}.config import GateSettings, Settings
+from {{ cookiecutter.package_name }}.data import read_csv
+from {{ cookiecutter.package_name }}.features import FEATURES
+from {{ cookiecutter.package_name }}.pipeline import Run, StageFailed, run_pipeline, smoke_requests, week_files
+from {{ cookiecutter.package_name }}.registry import Registry
+from {{ cookiecutter.package_name }}.service import create_app
+
+# every stage except the staging server, which only the full-pipeline test starts
+WITHOUT_SERVER = [
+    pipeline.run_tests,
+    pipeline.make_data,
+    pipeline.train_model,
+    pipeline.evaluate_model,
+    pipeline.gate_candidate,
+    pipeline.register_model,
+    pipeline.promote_to_staging,
+    pipeline.promote_to_production,
+]
+
+
+@pytest.fixture
+def settings(tmp_path, gate_settings):
+    """Settings for a small, fast pipeline writing under tmp_path."""
+    return Settings(
+        registry=tmp_path / "registry",
+        data_dir=tmp_path / "data",
+        artifacts=tmp_path / "artifacts",
+        train_rows=4_000,
+        holdout_rows=4_000,
+        gate=gate_settings,
+    )
+
+
+def new_run(settings, week=0):
+    """A pipeline run that keeps its messages in ``run.notes["said"]`` instead of printing them."""
+    said = []
+    run = Run(settings, week, run_tests=False, say=said.append)
+    run.notes["said"] = said
+    return run
+
+
+def test_production_moves_last_after_the_gate_and_the_staging_smoke_test():
+    order = [stage.__name__ for stage in pipeline.STAGES]
+    assert order[0] == "run_tests"
+    assert order[-1] == "promote_to_production"
+    steps = ["train_model", "gate_candidate", "register_model", "promote_to_staging", "smoke_test_staging"]
+    assert [order.index(step) for step in steps] == sorted(order.index(step) for step in steps)
+
+
+def test_the_full_pipeline_deploys_through_a_staging_server_to_production(settings, monkeypatch):
+    monkeypatch.setenv("WEB_CONCURRENCY", "1")  # one gunicorn worker is enough for a smoke test
+    run = new_run(settings)
+    assert run_pipeline(run) == 0, "\n".join(run.notes["said"])
+    assert run.registry.current("production") == run.registry.current("staging") == run.version
+    said = "\n".join(run.notes["said"])
+    assert "SKIPPED on request" in said
+    assert f"answered {run.version} and rejected" in said
+    assert said.splitlines()[-1] == f"production: (none) -> {run.version}"
+    assert (run.registry.folder(run.version) / "report.md").is_file()
+
+
+def test_a_second_week_is_gated_against_production_and_deployed(settings):
+    first = new_run(settings)
+    assert run_pipeline(first, WITHOUT_SERVER) == 0
+    second = new_run(settings, week=1)
+    assert run_pipeline(second, WITHOUT_SERVER) == 0, "\n".join(second.notes["said"])
+    assert second.registry.current("production") == second.version != first.version
+    assert f"pass against production {first.version}" in "\n".join(second.notes["said"])
+    assert second.registry.previous_production() == first.version
+
+
+def test_a_failing_stage_stops_the_pipeline_names_it_and_leaves_production_alone(settings, registry):
+    settings = replace(settings, registry=registry.root)
+    production = registry.current("production")
+    reached = []
+
+    def broken_stage(run):
+        raise StageFailed("something is off")
+
+    def later_stage(run):
+        reached.append(run.version)
+
+    run = new_run(settings)
+    stages = [pipeline.make_data, pipeline.train_model, broken_stage, later_stage, pipeline.promote_to_production]
+    assert run_pipeline(run, stages) == 1
+    assert reached == []
+    assert registry.current("production") == production
+    assert "[3/5] broken_stage" in run.notes["said"]
+    assert "FAILED at stage broken_stage: something is off" in run.notes["said"]
+    assert run.notes["said"][-1] == f"production is unchanged: {production}"
+
+
+def test_a_candidate_the_gate_blocks_never_reaches_the_registry(settings):
+    run = new_run(replace(settings, gate=GateSettings(min_auc=0.99, max_auc_drop=0.01)))
+    assert run_pipeline(run, WITHOUT_SERVER) == 1
+    assert any(line.startswith("FAILED at stage gate_candidate: the gate blocked") for line in run.notes["said"])
+    assert run.registry.versions() == []
+    assert run.registry.current("production") is None
+    assert (run.candidate / "report.md").is_file()  # the report explains the block
+
+
+def test_make_data_writes_the_weeks_files(settings):
+    run = new_run(settings, week=3)
+    pipeline.make_data(run)
+    assert (run.train_csv, run.holdout_csv) == week_files(settings, 3)
+    assert run.train_csv.parent.name == "week-03"
+    assert len(read_csv(run.holdout_csv).y) == 4_000
+
+
+def test_smoke_requests_builds_a_valid_request_and_bad_ones_the_service_rejects(client, week0):
+    valid, bad = smoke_requests(FEATURES, read_csv(week0[1]).X[0].tolist())
+    assert list(valid) == [feature.name for feature in FEATURES]
+    assert isinstance(valid["hour"], int) and isinstance(valid["card_present"], bool)
+    assert client.post("/predict", json=valid).status_code == 200
+    assert {"body not JSON", "missing field", "unknown field", "wrong type", "NaN", "empty list"} <= bad.keys()
+    for name, (body, content_type) in bad.items():
+        status = client.post("/predict", data=body, content_type=content_type).status_code
+        assert 400 <= status < 500, name
+
+
+def test_smoke_requests_follow_another_feature_list(tmp_path, own_features, own_model_dir):
+    registry = Registry(tmp_path / "registry")
+    registry.promote(registry.register(own_model_dir), "production")
+    client = create_app({"REGISTRY": str(registry.root), "RELOAD_INTERVAL": 0}).test_client()
+    valid, bad = smoke_requests(own_features, [30.0, 1_000.0, 1.0])
+    assert valid == {"age": 30, "balance": 1_000.0, "is_member": True}
+    assert client.post("/predict", json=valid).status_code == 200
+    assert "age below its minimum" in bad
+    for name, (body, content_type) in bad.items():
+        status = client.post("/predict", data=body, content_type=content_type).status_code
+        assert 400 <= status < 500, name

@@ -1,0 +1,78 @@
+"""Training: a deterministic model folder with full lineage metadata and holdout metrics."""
+
+import re
+
+import numpy as np
+import pytest
+import sklearn
+import skops
+
+from {{ cookiecutter.package_name }} import artifact
+from {{ cookiecutter.package_name }}.data import read_csv, sha256_of
+from {{ cookiecutter.package_name }}.features import FEATURES, feature_names
+from {{ cookiecutter.package_name }}.train import build_model, train
+
+
+def test_training_is_deterministic_for_a_seed(tmp_path, week0):
+    first, _ = train(*week0, tmp_path / "first", seed=3)
+    again, _ = train(*week0, tmp_path / "again", seed=3)
+    holdout = read_csv(week0[1])
+    assert np.array_equal(
+        artifact.load(first).fraud_probability(holdout.X), artifact.load(again).fraud_probability(holdout.X)
+    )
+
+
+def test_build_model_passes_the_seed_to_the_estimator():
+    assert build_model(seed=5).get_params()["classify__random_state"] == 5
+
+
+def test_a_model_folder_holds_exactly_the_model_its_metadata_and_its_metrics(model_dir):
+    assert sorted(path.name for path in model_dir.iterdir()) == ["metadata.json", "metrics.json", "model.skops"]
+    assert [path.name for path in model_dir.parent.iterdir()] == [model_dir.name]  # no half-written folder left
+
+
+def test_metadata_records_version_lineage_parameters_and_library_versions(model_dir, week0):
+    metadata = artifact.read_json(model_dir / artifact.METADATA_FILE)
+    assert {
+        "version",
+        "created_at",
+        "git_commit",
+        "git_dirty",
+        "model_sha256",
+        "train_data",
+        "holdout_data",
+        "parameters",
+        "features",
+        "python_version",
+        "sklearn_version",
+        "skops_version",
+    } <= metadata.keys()
+    assert metadata["version"] == model_dir.name
+    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{8}", metadata["version"])
+    assert metadata["version"].endswith(metadata["model_sha256"][:8])
+    assert metadata["model_sha256"] == sha256_of(model_dir / artifact.MODEL_FILE)
+    assert metadata["train_data"] == {"path": str(week0[0]), "sha256": sha256_of(week0[0]), "rows": 4_000}
+    assert metadata["holdout_data"]["sha256"] == sha256_of(week0[1])
+    assert metadata["parameters"]["seed"] == 0
+    assert metadata["parameters"]["classify__max_iter"] == "1000"
+    assert metadata["features"] == [feature.to_dict() for feature in FEATURES]
+    assert (metadata["sklearn_version"], metadata["skops_version"]) == (sklearn.__version__, skops.__version__)
+    assert metadata["git_dirty"] in (True, False, None)
+
+
+def test_metrics_hold_the_holdout_auc_with_its_interval_and_counts(model_dir, week0):
+    metrics = artifact.read_json(model_dir / artifact.METRICS_FILE)
+    holdout = metrics["holdout"]
+    assert holdout["ci_low"] < holdout["auc"] < holdout["ci_high"]
+    assert holdout["auc"] > 0.85  # the synthetic week-0 problem is learnable
+    labels = read_csv(week0[1]).y
+    assert (holdout["positives"], holdout["negatives"]) == (labels.sum(), len(labels) - labels.sum())
+    assert holdout["confidence"] == 0.95
+
+
+def test_metrics_profile_every_training_feature_for_drift_monitoring(model_dir):
+    profile = artifact.read_json(model_dir / artifact.METRICS_FILE)["train_profile"]
+    assert list(profile) == feature_names()
+    for name, bins in profile.items():
+        assert sum(bins["shares"]) == pytest.approx(1.0), name
+        assert len(bins["shares"]) == len(bins["edges"]) + 1, name
