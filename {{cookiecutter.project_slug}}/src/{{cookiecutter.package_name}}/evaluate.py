@@ -64,15 +64,13 @@ def delong(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return aucs, covariance
 
 
-def auc_estimate(y_true: np.ndarray, score: np.ndarray, confidence: float = 0.95) -> AucEstimate:
-    """ROC AUC of one model with a two-sided DeLong confidence interval."""
-    aucs, covariance = delong(y_true, score)
-    std_error = math.sqrt(max(covariance[0, 0], 0.0))
+def _interval(auc: float, variance: float, y_true: np.ndarray, confidence: float) -> AucEstimate:
+    """An AucEstimate from a DeLong AUC and variance."""
+    std_error = math.sqrt(max(variance, 0.0))
     half_width = stats.norm.ppf(0.5 + confidence / 2) * std_error
-    auc = float(aucs[0])
     positives = int(np.asarray(y_true).astype(bool).sum())
     return AucEstimate(
-        auc=auc,
+        auc=float(auc),
         std_error=std_error,
         ci_low=max(0.0, auc - half_width),
         ci_high=min(1.0, auc + half_width),
@@ -80,6 +78,12 @@ def auc_estimate(y_true: np.ndarray, score: np.ndarray, confidence: float = 0.95
         positives=positives,
         negatives=len(y_true) - positives,
     )
+
+
+def auc_estimate(y_true: np.ndarray, score: np.ndarray, confidence: float = 0.95) -> AucEstimate:
+    """ROC AUC of one model with a two-sided DeLong confidence interval."""
+    aucs, covariance = delong(y_true, score)
+    return _interval(aucs[0], covariance[0, 0], y_true, confidence)
 
 
 def compare_aucs(
@@ -91,8 +95,8 @@ def compare_aucs(
     std_error = math.sqrt(max(variance, 0.0))
     difference = float(aucs[0] - aucs[1])
     return AucComparison(
-        candidate=auc_estimate(y_true, candidate, confidence),
-        baseline=auc_estimate(y_true, baseline, confidence),
+        candidate=_interval(aucs[0], covariance[0, 0], y_true, confidence),
+        baseline=_interval(aucs[1], covariance[1, 1], y_true, confidence),
         difference=difference,
         std_error=std_error,
         lower_bound=difference - stats.norm.ppf(confidence) * std_error,

@@ -1,0 +1,825 @@
+"""Serving benchmark: the generated service side by side with the model in process, a bare Flask app and MLflow.
+
+Usage (from the template repository, with wrk installed: `apt-get install -y wrk`):
+
+    python bench/serving.py                          # everything, 3 repetitions of 3 s runs (about 5 minutes)
+    python bench/serving.py --duration 15            # the issue's 15 s runs (about 15 minutes)
+    python bench/serving.py --tune                   # gunicorn workers / threads / worker class of the shipped service
+    python bench/serving.py --targets shipped-lr,bare-flask-lr --repeat 1
+
+Any Python 3.10+ with cookiecutter and uv runs it (e.g. the template's dev venv). It bakes the template with
+default answers into ``--work`` (default /tmp/bench-serving, reused when it is already there), installs the
+project into its own venv, runs ``<slug> pipeline --skip-tests`` for the default production model, trains a
+HistGradientBoostingClassifier on the same features into a second registry, and logs the default model with
+``mlflow.sklearn`` into a local file store in a separate venv (mlflow, uvicorn[standard], fastapi, the same
+scikit-learn). Then, for each repetition, every server is started, measured with wrk and stopped in turn:
+
+* 1-row requests/s at 16 connections (wrk -t2 -c16), p50/p99 latency at 1 connection (wrk -t1 -c1 --latency),
+  100-row batch rows/s at 16 connections, peak RSS (sum of VmHWM over the server's processes) and cold start
+  (process start to the first 200 from the scoring endpoint, model load included).
+
+Every server listens on a free 127.0.0.1 port; every run is bounded. Thread-pool variables (OMP_NUM_THREADS...)
+are removed from the servers' environment, so each one runs with its own defaults. The table printed at the end
+(medians of the repetitions) is Markdown; ``--json`` also writes every raw measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import timeit
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+TEMPLATE = BENCH.parent
+LUA = BENCH / "post.lua"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "GUNICORN_CMD_ARGS")
+MLFLOW_PACKAGES = ("mlflow", "uvicorn[standard]", "fastapi", "skops")
+BATCH = 100
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Setting up: a baked project with two production models, and an MLflow venv with the same model
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class Lab:
+    """Everything the servers need: the baked project, its venv, both registries, bodies and the MLflow model."""
+
+    work: Path
+    project: Path
+    python: Path
+    script: Path
+    registries: dict[str, Path]
+    bodies: Path
+    ml_python: Path | None = None
+    mlflow_uri: str = ""
+    mlflow_tracking: str = ""
+
+
+def say(message: str) -> None:
+    """Progress on stderr, so stdout holds only the results."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run(command: list, **options) -> str:
+    """Run a command to completion (10 minutes at most) and return its stdout; fail loudly with its output."""
+    result = subprocess.run([str(part) for part in command], capture_output=True, text=True, timeout=600, **options)
+    if result.returncode:
+        raise SystemExit(
+            f"ERROR: {' '.join(map(str, command))} exited {result.returncode}:\n{result.stdout[-3000:]}"
+            f"\n{result.stderr[-3000:]}"
+        )
+    return result.stdout
+
+
+def uv() -> list[str]:
+    """The uv command: the module next to this Python, else uv on PATH."""
+    if importlib.util.find_spec("uv"):
+        return [sys.executable, "-m", "uv"]
+    if shutil.which("uv"):
+        return ["uv"]
+    raise SystemExit("ERROR: uv is needed to build the benchmark venvs: pip install uv")
+
+
+def bake(work: Path) -> Path:
+    """Bake the template with default answers into ``work``; return the project folder."""
+    before = {path for path in work.iterdir() if path.is_dir()}
+    run([sys.executable, "-m", "cookiecutter", "--no-input", TEMPLATE, "-o", work])
+    (project,) = {path for path in work.iterdir() if path.is_dir()} - before
+    return project
+
+
+def find_project(work: Path) -> Path | None:
+    """The baked project in ``work``, if there is one."""
+    found = [path.parent for path in work.glob("*/pyproject.toml") if (path.parent / "src").is_dir()]
+    return found[0] if len(found) == 1 else None
+
+
+def console_script(project: Path) -> str:
+    """The project's console script name, read from its pyproject.toml."""
+    match = re.search(r"\[project\.scripts\]\s*\n\s*\"?([\w.-]+)\"?\s*=", (project / "pyproject.toml").read_text())
+    if not match:
+        raise SystemExit(f"ERROR: no [project.scripts] entry in {project / 'pyproject.toml'}")
+    return match.group(1)
+
+
+def prepare_lab(work: Path, with_mlflow: bool) -> Lab:
+    """Bake, install, train and log the models once; later runs reuse what is already in ``work``."""
+    work.mkdir(parents=True, exist_ok=True)
+    project = find_project(work)
+    if project is None:
+        say(f"baking the template into {work}")
+        project = bake(work)
+    python = work / "venv" / "bin" / "python"
+    if not python.exists():
+        say("creating the project venv")
+        run([*uv(), "venv", "-q", work / "venv"])
+        run([*uv(), "pip", "install", "-q", "--python", python, "-e", project])
+    script = python.parent / console_script(project)
+    lab = Lab(
+        work, project, python, script, {"lr": project / "registry", "hgb": project / "registry-hgb"}, work / "bodies"
+    )
+    if not (lab.registries["lr"] / "stages" / "production").exists():
+        say("running the pipeline for the default production model")
+        run([script, "pipeline", "--skip-tests"], cwd=project, env=server_env({"MODEL_REGISTRY": ""}))
+    if not (lab.registries["hgb"] / "stages" / "production").exists():
+        say("training a HistGradientBoostingClassifier on the same features")
+        run([python, __file__, "_train_hgb", project, lab.registries["hgb"]], cwd=project, env=server_env())
+    if not (lab.bodies / "one.json").exists():
+        run([python, __file__, "_bodies", project, lab.bodies], cwd=project, env=server_env())
+    if with_mlflow:
+        prepare_mlflow(lab)
+    return lab
+
+
+def prepare_mlflow(lab: Lab) -> None:
+    """A venv with MLflow (same scikit-learn and numpy as the project) and the default model logged into it."""
+    lab.ml_python = lab.work / "mlflow-venv" / "bin" / "python"
+    if not lab.ml_python.exists():
+        say("creating the MLflow venv")
+        pins = json.loads(
+            run(
+                [
+                    lab.python,
+                    "-c",
+                    "import json, numpy, sklearn; print(json.dumps("
+                    "[f'numpy=={numpy.__version__}', f'scikit-learn=={sklearn.__version__}']))",
+                ]
+            )
+        )
+        run([*uv(), "venv", "-q", lab.work / "mlflow-venv"])
+        run([*uv(), "pip", "install", "-q", "--python", lab.ml_python, *MLFLOW_PACKAGES, *pins])
+    uri_file = lab.work / "mlflow-model-uri.txt"
+    if not uri_file.exists():
+        say("logging the default model with mlflow.sklearn into a local file store")
+        store = lab.work / "mlruns"
+        out = run(
+            [lab.ml_python, __file__, "_mlflow_model", production_folder(lab, "lr"), store, lab.bodies],
+            env=server_env(),
+        )
+        uri_file.write_text(out.strip().splitlines()[-1])
+    lab.mlflow_uri = uri_file.read_text().strip()
+    lab.mlflow_tracking = (lab.work / "mlruns").as_uri()
+
+
+def production_folder(lab: Lab, model: str) -> Path:
+    """The model folder the production pointer of a registry names."""
+    registry = lab.registries[model]
+    return registry / "models" / (registry / "stages" / "production").read_text().strip()
+
+
+def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment without thread-pool limits, so every server runs with its own defaults."""
+    env = {key: value for key, value in os.environ.items() if key not in THREAD_VARIABLES}
+    env.update(extra or {})
+    return {key: value for key, value in env.items() if value}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Helpers that run inside the project venv or the MLflow venv (called as `python serving.py _name ...`)
+# ---------------------------------------------------------------------------------------------------------------
+def package_of(project: Path) -> str:
+    """The import name of a baked project's package."""
+    (service,) = (project / "src").glob("*/service.py")
+    return service.parent.name
+
+
+def train_hgb(project: Path, registry_root: Path) -> None:
+    """Train a HistGradientBoostingClassifier pipeline on the week-0 data; make it production in its own registry."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+
+    package = package_of(project)
+    train = importlib.import_module(f"{package}.train")
+    pipeline = importlib.import_module(f"{package}.pipeline")
+    registry = importlib.import_module(f"{package}.registry")
+    config = importlib.import_module(f"{package}.config")
+    train.build_model = lambda seed=0: Pipeline([("classify", HistGradientBoostingClassifier(random_state=seed))])
+    train_csv, holdout_csv = pipeline.week_files(config.load_settings(), 0)
+    folder, metadata = train.train(train_csv, holdout_csv, project / "artifacts-hgb", seed=0)
+    models = registry.Registry(registry_root)
+    models.register(folder, reason="serving benchmark: gradient boosting")
+    models.promote(metadata["version"], "production", reason="serving benchmark: gradient boosting")
+
+
+def write_bodies(project: Path, out: Path) -> None:
+    """Request bodies from real holdout rows: 1 and 100 named objects, and MLflow's {"inputs": [...]} form."""
+    package = package_of(project)
+    features = importlib.import_module(f"{package}.features").FEATURES
+    data = importlib.import_module(f"{package}.data")
+    settings = importlib.import_module(f"{package}.config").load_settings()
+    _, holdout_csv = importlib.import_module(f"{package}.pipeline").week_files(settings, 0)
+    X = data.read_csv(holdout_csv).X[:BATCH]
+    cast = {"float": float, "int": int, "bool": bool}
+    rows = [{f.name: cast[f.kind](value) for f, value in zip(features, row, strict=True)} for row in X]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "one.json").write_text(json.dumps(rows[0]))
+    (out / "batch.json").write_text(json.dumps(rows))
+    (out / "mlflow-one.json").write_text(json.dumps({"inputs": X[:1].tolist()}))
+    (out / "mlflow-batch.json").write_text(json.dumps({"inputs": X.tolist()}))
+
+
+def load_estimator(folder: Path):
+    """Load a model folder's skops file, trusting the scikit-learn types it holds (as artifact.load does)."""
+    import skops.io
+
+    model_file = folder / "model.skops"
+    return skops.io.load(model_file, trusted=skops.io.get_untrusted_types(file=model_file))
+
+
+def log_mlflow_model(folder: Path, store: Path, bodies: Path) -> None:
+    """(MLflow venv) Log the same estimator with mlflow.sklearn into a local file store; print its model URI."""
+    import mlflow
+    import mlflow.sklearn
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    estimator = load_estimator(folder)
+    X = np.array(json.loads((bodies / "mlflow-batch.json").read_text())["inputs"], dtype=float)
+    mlflow.set_tracking_uri(store.resolve().as_uri())
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            estimator,
+            name="model",
+            signature=infer_signature(X, estimator.predict_proba(X)),
+            pyfunc_predict_fn="predict_proba",
+        )
+    print(info.model_uri)
+
+
+def in_process(folder: Path, bodies: Path, seconds: float) -> None:
+    """(project venv) Time the model's own predict_proba on 1 and 100 rows; print seconds per call as JSON."""
+    import numpy as np
+
+    estimator = load_estimator(folder)
+    X = np.array(json.loads((bodies / "mlflow-batch.json").read_text())["inputs"], dtype=float)
+    result = {}
+    for rows in (1, BATCH):
+        block = np.ascontiguousarray(X[:rows])
+        estimator.predict_proba(block)
+        timer = timeit.Timer(lambda block=block: estimator.predict_proba(block))
+        number, _ = timer.autorange()
+        number = max(1, int(number * seconds / 0.2))
+        result[rows] = timer.timeit(number) / number
+    print(json.dumps(result))
+
+
+def bare_flask_app():
+    """The simplest thing that works: Flask, the same model, no validation (gunicorn factory, BENCH_MODEL=folder)."""
+    import numpy as np
+    from flask import Flask, jsonify, request
+
+    folder = Path(os.environ["BENCH_MODEL"])
+    model = load_estimator(folder)
+    names = [feature["name"] for feature in json.loads((folder / "metadata.json").read_text())["features"]]
+    app = Flask(__name__)
+
+    @app.post("/predict")
+    def predict():
+        """Score one object or a list of them."""
+        body = request.get_json()
+        rows = body if isinstance(body, list) else [body]
+        X = np.array([[row[name] for name in names] for row in rows], dtype=float)
+        probabilities = model.predict_proba(X)[:, 1].tolist()
+        return jsonify(fraud_probability=probabilities if isinstance(body, list) else probabilities[0])
+
+    return app
+
+
+def fastapi_app():
+    """A bare FastAPI app with the same model, for uvicorn --factory (BENCH_MODEL=folder)."""
+    import numpy as np
+    from fastapi import FastAPI, Request
+
+    folder = Path(os.environ["BENCH_MODEL"])
+    model = load_estimator(folder)
+    names = [feature["name"] for feature in json.loads((folder / "metadata.json").read_text())["features"]]
+    app = FastAPI()
+
+    @app.post("/predict")
+    async def predict(request: Request) -> dict:
+        """Score one object or a list of them."""
+        body = await request.json()
+        rows = body if isinstance(body, list) else [body]
+        X = np.array([[row[name] for name in names] for row in rows], dtype=float)
+        probabilities = model.predict_proba(X)[:, 1].tolist()
+        return {"fraud_probability": probabilities if isinstance(body, list) else probabilities[0]}
+
+    return app
+
+
+def threadpool_app():
+    """A WSGI app reporting the native thread pools a worker would use for a gradient-boosting model."""
+    import sklearn.ensemble  # noqa: F401  (loads scikit-learn's OpenMP runtime, as a model load would)
+    from threadpoolctl import threadpool_info
+
+    def app(environ, start_response):
+        """Answer every request with threadpoolctl's report for this worker."""
+        body = json.dumps(threadpool_info()).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Running servers and wrk
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class Target:
+    """One server to measure: how to start it and where to POST its 1-row and 100-row bodies."""
+
+    name: str
+    label: str
+    command: list
+    path: str
+    one: Path
+    batch: Path
+    cwd: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def post(url: str, body: bytes, timeout: float = 2) -> int:
+    """POST a JSON body; return the HTTP status (0 when nothing answered)."""
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Sum of the peak resident set size (VmHWM) of a process and its descendants, in MB."""
+    total = 0
+    for process in descendants(pid):
+        try:
+            status = Path(f"/proc/{process}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+        total += int(match.group(1)) if match else 0
+    return total / 1024
+
+
+class Server:
+    """A server process in its own session: started, waited for, measured and stopped by its process group."""
+
+    def __init__(self, target: Target, work: Path) -> None:
+        """Prepare to start ``target``; its output goes to a log file under ``work``."""
+        self.target, self.port = target, free_port()
+        self.url = f"http://127.0.0.1:{self.port}{target.path}"
+        self.log = work / "logs" / f"{target.name}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120) -> float:
+        """Start the server; return seconds from process start to the first 200 from the scoring endpoint."""
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        command = [str(part).replace("{port}", str(self.port)) for part in self.target.command]
+        body = self.target.one.read_bytes()
+        started = time.monotonic()
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.target.cwd,
+                env=self.target.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        while time.monotonic() - started < timeout:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.target.name} exited with {self.process.returncode}; see {self.log}")
+            if post(self.url, body) == 200:
+                return time.monotonic() - started
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.target.name} did not answer 200 within {timeout} s; see {self.log}")
+
+    def stop(self) -> None:
+        """Stop the server's process group: SIGTERM, then SIGKILL after 15 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        group = os.getpgid(self.process.pid)
+        os.killpg(group, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(group, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+    def __enter__(self) -> Server:
+        """Nothing to do: call start() to get the cold start."""
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """Always stop the server."""
+        self.stop()
+
+
+@dataclass
+class WrkResult:
+    """What one wrk run measured."""
+
+    requests_per_s: float
+    p50_ms: float | None
+    p99_ms: float | None
+    p999_ms: float | None
+    max_ms: float | None
+    requests: int
+    failed: int
+
+
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def wrk(url: str, body: Path, connections: int, seconds: int, latency: bool = False) -> WrkResult:
+    """Run wrk with the POST script for ``seconds``; failed = non-2xx responses plus socket errors."""
+    threads = min(2, connections)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA), url]
+    if latency:
+        command.insert(1, "--latency")
+    out = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 60, env={**os.environ, "WRK_BODY": str(body)}
+    ).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    if not rate or not total:
+        raise RuntimeError(f"cannot parse wrk output:\n{out}")
+
+    def percentile(name: str) -> float | None:
+        """A latency percentile from --latency's distribution, in ms."""
+        match = re.search(rf"^\s+{name}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE)
+        return float(match.group(1)) * UNITS_MS[match.group(2)] if match else None
+
+    def printed(name: str) -> float | None:
+        """A figure printed by post.lua's done(), in ms."""
+        match = re.search(rf"^{name} latency: ([\d.]+) ms$", out, re.MULTILINE)
+        return float(match.group(1)) if match else None
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    failed = int(non_2xx.group(1)) if non_2xx else 0
+    failed += sum(int(value) for value in sockets.groups()) if sockets else 0
+    return WrkResult(
+        float(rate.group(1)),
+        percentile("50"),
+        percentile("99"),
+        printed("p99.9"),
+        printed("max"),
+        int(total.group(1)),
+        failed,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The targets and the measurements
+# ---------------------------------------------------------------------------------------------------------------
+def make_targets(lab: Lab, tune: bool) -> dict[str, Target]:
+    """Every server of the comparison (or, with ``tune``, the shipped service under several gunicorn settings)."""
+    bodies, env = lab.bodies, server_env({"XDG_RUNTIME_DIR": str(lab.work / "run")})
+    (lab.work / "run").mkdir(exist_ok=True)
+    named = (bodies / "one.json", bodies / "batch.json")
+    targets: dict[str, Target] = {}
+
+    def shipped(name: str, label: str, model: str, gunicorn_args: str = "") -> None:
+        """The generated service exactly as `<slug> serve` starts it."""
+        extra = {"MODEL_REGISTRY": str(lab.registries[model]), "GUNICORN_CMD_ARGS": gunicorn_args}
+        targets[name] = Target(
+            name,
+            label,
+            [lab.script, "serve", "--port", "{port}"],
+            "/predict",
+            *named,
+            cwd=lab.project,
+            env=server_env({**env, **extra}),
+        )
+
+    def bare(name: str, label: str, model: str) -> None:
+        """The bare Flask app under gunicorn with 2 sync workers and gunicorn's defaults otherwise."""
+        command = [
+            lab.python,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "2",
+            "--bind",
+            "127.0.0.1:{port}",
+            "--pythonpath",
+            BENCH,
+            f"{Path(__file__).stem}:bare_flask_app()",
+        ]
+        targets[name] = Target(
+            name, label, command, "/predict", *named, env={**env, "BENCH_MODEL": str(production_folder(lab, model))}
+        )
+
+    if tune:
+        for args in TUNE_CONFIGS:
+            for model in ("lr", "hgb"):
+                shipped(f"{model} {args or 'shipped'}", f"shipped, {model}, {args or 'as shipped'}", model, args)
+        return targets
+    shipped("shipped-lr", "generated service as shipped (`serve`)", "lr")
+    bare("bare-flask-lr", "bare Flask + gunicorn, 2 sync workers", "lr")
+    if lab.ml_python:
+        ml_bin = lab.ml_python.parent
+        ml_env = {**env, "PATH": f"{ml_bin}:{env.get('PATH', '')}", "MLFLOW_TRACKING_URI": lab.mlflow_tracking}
+        mlflow = [
+            ml_bin / "mlflow",
+            "models",
+            "serve",
+            "-m",
+            lab.mlflow_uri,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+        ]
+        ml_bodies = (bodies / "mlflow-one.json", bodies / "mlflow-batch.json")
+        # mlflow depends on plain uvicorn (h11, asyncio loop) and starts 1 worker: that is "as it ships"
+        targets["mlflow-shipped"] = Target(
+            "mlflow-shipped",
+            "MLflow scoring server as it ships (1 worker, h11)",
+            mlflow,
+            "/invocations",
+            *ml_bodies,
+            env={**ml_env, "UVICORN_HTTP": "h11", "UVICORN_LOOP": "asyncio"},
+        )
+        targets["mlflow-best"] = Target(
+            "mlflow-best",
+            "MLflow scoring server, 2 workers, uvicorn[standard]",
+            [*mlflow, "--workers", "2"],
+            "/invocations",
+            *ml_bodies,
+            env=ml_env,
+        )
+        fastapi = [
+            lab.ml_python,
+            "-m",
+            "uvicorn",
+            "--factory",
+            f"{Path(__file__).stem}:fastapi_app",
+            "--app-dir",
+            BENCH,
+            "--workers",
+            "2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--log-level",
+            "warning",
+        ]
+        targets["fastapi-lr"] = Target(
+            "fastapi-lr",
+            "bare FastAPI + uvicorn[standard], 2 workers",
+            fastapi,
+            "/predict",
+            *named,
+            env={**env, "BENCH_MODEL": str(production_folder(lab, "lr"))},
+        )
+    shipped("shipped-hgb", "generated service as shipped, HistGradientBoosting", "hgb")
+    bare("bare-flask-hgb", "bare Flask + gunicorn 2 sync workers, HistGradientBoosting", "hgb")
+    return targets
+
+
+# gunicorn settings tried by --tune, passed through GUNICORN_CMD_ARGS (which overrides the config file)
+TUNE_CONFIGS = (
+    "",
+    "--worker-class sync --workers 2",
+    "--worker-class sync --workers 3",
+    "--worker-class gthread --workers 2 --threads 1",
+    "--worker-class gthread --workers 2 --threads 2",
+    "--worker-class gthread --workers 2 --threads 4",
+    "--worker-class gthread --workers 1 --threads 4",
+)
+
+
+def measure(target: Target, work: Path, seconds: int) -> dict:
+    """Start a target, measure every figure once, stop it."""
+    with Server(target, work) as server:
+        cold = server.start()
+        wrk(server.url, target.one, 16, 1)  # warm-up: every worker has loaded the model and answered
+        c16 = wrk(server.url, target.one, 16, seconds)
+        c1 = wrk(server.url, target.one, 1, seconds, latency=True)
+        batch = wrk(server.url, target.batch, 16, seconds)
+        rss = peak_rss_mb(server.process.pid)
+    return {
+        "rps_c16": c16.requests_per_s,
+        "p50_ms_c1": c1.p50_ms,
+        "p99_ms_c1": c1.p99_ms,
+        "rps_c1": c1.requests_per_s,
+        "rows_per_s_batch": batch.requests_per_s * BATCH,
+        "peak_rss_mb": rss,
+        "cold_start_s": cold,
+        "failed": c16.failed + c1.failed + batch.failed,
+        "requests": c16.requests + c1.requests + batch.requests,
+    }
+
+
+def check_thread_pools(lab: Lab) -> dict[str, list]:
+    """OpenMP/BLAS threads one gunicorn worker gets, with the shipped gunicorn_conf.py and with gunicorn's defaults."""
+    package = package_of(lab.project)
+    base = [lab.python, "-m", "gunicorn", "--workers", "1", "--bind", "127.0.0.1:{port}", "--pythonpath", BENCH]
+    report = {}
+    for name, config in (
+        ("shipped gunicorn_conf.py", ["--config", f"python:{package}.gunicorn_conf"]),
+        ("gunicorn defaults", []),
+    ):
+        target = Target(
+            "threads",
+            name,
+            [*base, *config, f"{Path(__file__).stem}:threadpool_app()"],
+            "/",
+            lab.bodies / "one.json",
+            lab.bodies / "one.json",
+            env=server_env({"XDG_RUNTIME_DIR": str(lab.work / "run")}),
+        )
+        with Server(target, lab.work) as server:
+            server.start()
+            with urllib.request.urlopen(server.url, timeout=5) as response:
+                pools = json.loads(response.read())
+        report[name] = [(pool["internal_api"], pool["num_threads"]) for pool in pools]
+    return report
+
+
+def in_process_times(lab: Lab, seconds: float) -> dict[str, dict[int, float]]:
+    """Seconds per predict_proba call on 1 and 100 rows, for each model, in a fresh process."""
+    times = {}
+    for model in lab.registries:
+        out = run(
+            [lab.python, __file__, "_in_process", production_folder(lab, model), lab.bodies, seconds], env=server_env()
+        )
+        times[model] = {int(rows): value for rows, value in json.loads(out).items()}
+    return times
+
+
+def median(values: list) -> float | None:
+    """Median of the values that are not None."""
+    values = [value for value in values if value is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    """A number with thousands separators, or a dash."""
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def table(targets: dict[str, Target], results: dict[str, list[dict]], inproc: dict | None) -> str:
+    """The Markdown table of medians."""
+    lines = [
+        "| server | 1-row req/s, 16 conn | p50 ms, 1 conn | p99 ms, 1 conn | 100-row rows/s, 16 conn "
+        "| peak RSS MB | cold start s | failed / requests |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for model, times in (inproc or {}).items():
+        lines.append(
+            f"| in-process predict_proba, {model} (1 thread) | {fmt(1 / times[1])} calls/s "
+            f"| {fmt(times[1] * 1000, 3)} | - | {fmt(BATCH / times[BATCH])} | - | - | - |"
+        )
+    for name, runs in results.items():
+        if not runs:
+            continue
+        m = {key: median([run[key] for run in runs]) for key in runs[0]}
+        failed, requests = sum(run["failed"] for run in runs), sum(run["requests"] for run in runs)
+        lines.append(
+            f"| {targets[name].label} | {fmt(m['rps_c16'])} | {fmt(m['p50_ms_c1'], 2)} "
+            f"| {fmt(m['p99_ms_c1'], 2)} | {fmt(m['rows_per_s_batch'])} | {fmt(m['peak_rss_mb'])} "
+            f"| {fmt(m['cold_start_s'], 2)} | {failed:,} / {requests:,} |"
+        )
+    return "\n".join(lines)
+
+
+def ratios(results: dict[str, list[dict]], inproc: dict | None) -> str:
+    """The issue's targets as ratios of medians measured in this run."""
+
+    def m(name: str, key: str) -> float | None:
+        """Median of one figure of one target."""
+        return median([run[key] for run in results.get(name, [])])
+
+    lines = []
+    shipped, bare, best = m("shipped-lr", "rps_c16"), m("bare-flask-lr", "rps_c16"), m("mlflow-best", "rps_c16")
+    fastapi = m("fastapi-lr", "rps_c16")
+    if shipped and bare:
+        lines.append(f"- shipped / bare Flask, 1-row req/s at 16 connections: {shipped / bare:.2f} (target >= 1)")
+    if shipped and best:
+        lines.append(f"- shipped / MLflow best: {shipped / best:.2f} (target >= 1.5)")
+    if shipped and fastapi:
+        lines.append(f"- shipped / bare FastAPI + uvicorn[standard]: {shipped / fastapi:.2f} (stretch >= 1)")
+    if m("shipped-lr", "p99_ms_c1") is not None:
+        lines.append(f"- shipped p99 at 1 connection: {m('shipped-lr', 'p99_ms_c1'):.2f} ms (target < 2 ms)")
+    batch = m("shipped-lr", "rows_per_s_batch")
+    if batch and inproc:
+        limit = BATCH / inproc["lr"][BATCH]
+        lines.append(f"- shipped 100-row rows/s / in-process 100-row rows/s: {batch / limit:.2f} (target >= 0.5)")
+    hgb_shipped, hgb_bare = m("shipped-hgb", "rps_c16"), m("bare-flask-hgb", "rps_c16")
+    if hgb_shipped and hgb_bare:
+        lines.append(f"- HistGradientBoosting, shipped / bare Flask at 16 connections: {hgb_shipped / hgb_bare:.1f}")
+    return "\n".join(lines)
+
+
+def machine_note() -> str:
+    """CPU count, model name and load average while the benchmark ran."""
+    model = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    return (
+        f"{os.cpu_count()} CPUs ({model.group(1) if model else 'unknown'}), load average at the end "
+        f"{' '.join(load)}; wrk and the servers share the same cores"
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/bench-serving"), help="bake, venvs and logs")
+    parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run (default 3)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions; the table shows medians (default 3)")
+    parser.add_argument("--targets", help="comma-separated subset of the servers (default: all)")
+    parser.add_argument("--tune", action="store_true", help="compare gunicorn settings for the shipped service")
+    parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow and FastAPI (no second venv)")
+    parser.add_argument("--json", type=Path, help="also write every raw measurement here")
+    return parser.parse_args(argv)
+
+
+HELPERS = {
+    "_train_hgb": lambda project, registry: train_hgb(Path(project), Path(registry)),
+    "_bodies": lambda project, out: write_bodies(Path(project), Path(out)),
+    "_mlflow_model": lambda folder, store, bodies: log_mlflow_model(Path(folder), Path(store), Path(bodies)),
+    "_in_process": lambda folder, bodies, seconds: in_process(Path(folder), Path(bodies), float(seconds)),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Set up once, then measure every target in turn, ``--repeat`` times, and print the Markdown results."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in HELPERS:
+        HELPERS[argv[0]](*argv[1:])
+        return 0
+    args = parse_args(argv)
+    if not shutil.which("wrk"):
+        raise SystemExit("ERROR: wrk is not installed: apt-get install -y wrk")
+    lab = prepare_lab(args.work.resolve(), with_mlflow=not (args.no_mlflow or args.tune))
+    targets = make_targets(lab, args.tune)
+    if args.targets:
+        targets = {name: targets[name] for name in args.targets.split(",")}
+    inproc = None if args.tune else in_process_times(lab, seconds=1.0)
+    results: dict[str, list[dict]] = {name: [] for name in targets}
+    for repetition in range(1, args.repeat + 1):
+        for name, target in targets.items():
+            say(f"repetition {repetition}/{args.repeat}: {name}")
+            results[name].append(measure(target, lab.work, args.duration))
+            say(f"  {json.dumps(results[name][-1])}")
+    print(f"wrk {args.duration} s per run, {args.repeat} repetitions, medians; {machine_note()}\n")
+    print(table(targets, results, inproc))
+    print()
+    print(ratios(results, inproc))
+    if not args.tune:
+        print("\nnative thread pools in one gunicorn worker:", json.dumps(check_thread_pools(lab)))
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "in_process": inproc}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
