@@ -6,12 +6,16 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = json.loads((ROOT / "cookiecutter.json").read_text())
+
+NESTED_TEMP = Path(tempfile.gettempdir()) / "cookiecutter-ml-cd-nested"
+NESTED_TEMP.mkdir(exist_ok=True)
 
 HOSTILE_TEXT = 'He said "it\'s fine" \\ then left\nsecond line with {braces} and a tab\t'
 
@@ -47,6 +51,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     """The environment without the outer tox/venv variables, so a nested tox or venv behaves as on a laptop."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOX_", "VIRTUAL_ENV", "PYTHONPATH"))}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if ".tox" not in p)
+    # a nested pytest must not prune this session's temporary folders (pytest keeps only the last three)
+    env["PYTEST_DEBUG_TEMPROOT"] = str(NESTED_TEMP)
     env.update(extra)
     return env
 

@@ -17,11 +17,20 @@ else:  # pragma: no cover
 
 # the generated project's files for the default answers, package folder spelled PACKAGE
 EXPECTED_FILES = [
+    ".dockerignore",
+    ".github/dependabot.yml",
+    ".github/scripts/github_api.py",
+    ".github/scripts/project_command.py",
+    ".github/scripts/registry-branch.sh",
+    ".github/workflows/cd.yml",
+    ".github/workflows/ci.yml",
+    ".github/workflows/retrain.yml",
+    ".github/workflows/rollback.yml",
     ".gitignore",
     ".python-version",
+    "Dockerfile",
     "README.md",
     "pyproject.toml",
-    "tox.ini",
     "src/PACKAGE/__init__.py",
     "src/PACKAGE/__main__.py",
     "src/PACKAGE/artifact.py",
@@ -37,6 +46,21 @@ EXPECTED_FILES = [
     "src/PACKAGE/registry.py",
     "src/PACKAGE/service.py",
     "src/PACKAGE/train.py",
+    "tests/conftest.py",
+    "tests/test_artifact.py",
+    "tests/test_cli.py",
+    "tests/test_config.py",
+    "tests/test_data.py",
+    "tests/test_evaluate.py",
+    "tests/test_features.py",
+    "tests/test_fuzz.py",
+    "tests/test_gate.py",
+    "tests/test_monitor.py",
+    "tests/test_pipeline.py",
+    "tests/test_registry.py",
+    "tests/test_service.py",
+    "tests/test_train.py",
+    "tox.ini",
 ]
 
 UNRENDERED = re.compile(r"{{|{%|cookiecutter\.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -37,6 +38,49 @@ def served_version(port: int) -> str:
     """The version a running service answers /version with."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=5) as response:
         return json.loads(response.read())["model_version"]
+
+
+class Load(threading.Thread):
+    """Posts one valid transaction after another until stopped, keeping every failure."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.url = f"http://127.0.0.1:{port}/predict"
+        self.stop = threading.Event()
+        self.answered: list[str] = []
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        body = json.dumps(EXAMPLE).encode()
+        while not self.stop.is_set():
+            request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    self.answered.append(json.loads(response.read())["model_version"])
+            except Exception as error:  # any failure is what this load is looking for
+                self.failures.append(repr(error))
+
+
+EXAMPLE = {
+    "amount": 42.5,
+    "hour": 14,
+    "merchant_risk": 0.2,
+    "distance_from_home_km": 3.0,
+    "card_present": True,
+    "transactions_last_24h": 2,
+}
+
+# promote and roll back production 20 times, 0.1 s apart, through the registry's own API
+FLIP = """
+import sys, time
+from fraud_detector.registry import Registry
+registry = Registry("registry")
+for _ in range(20):
+    registry.rollback(reason="load test")
+    time.sleep(0.1)
+    registry.promote(sys.argv[1], "production", reason="load test")
+    time.sleep(0.1)
+"""
 
 
 def wait_for(condition, seconds: float = 30):
@@ -108,6 +152,17 @@ def test_local_cd_loop_deploys_blocks_a_subtle_bug_rolls_back_and_retrains(check
         assert retrained.returncode == 0, retrained.stdout
         assert wait_for(lambda: served_version(port) == production(project) != week0)
         assert cli(project, "monitor", "--week", "4").returncode == 0
+
+        load = Load(port)
+        load.start()
+        python = str(project / ".tox" / "test" / "bin" / "python")
+        flips = run([python, "-c", FLIP, production(project)], project, timeout=300)
+        time.sleep(1)
+        load.stop.set()
+        load.join(timeout=15)
+        assert flips.returncode == 0, flips.stderr
+        assert load.failures == []
+        assert len(set(load.answered)) == 2, "both versions must have answered while production flipped"
     finally:
         server.terminate()
         server.wait(timeout=15)

@@ -1,6 +1,7 @@
 """The command line: every subcommand listed, one-line errors, and a full registry round trip."""
 
 import json
+import socket
 
 import pytest
 
@@ -20,6 +21,7 @@ SUBCOMMANDS = [
     "diff",
     "monitor",
     "serve",
+    "smoke-test",
     "pipeline",
 ]
 
@@ -174,3 +176,12 @@ def test_monitor_exits_1_when_a_retrain_is_due(project, model_dir, capsys):
     code, out, _ = run(capsys, "monitor", "--week", "4")
     assert code == 1
     assert "ALERT: card_present drifted" in out
+
+
+def test_smoke_test_of_a_service_that_never_answers_fails_with_one_line(project, capsys):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    code, out, err = run(capsys, "smoke-test", url, "--version", "v1", "--wait", "1")
+    assert code == 1
+    assert err == f"FAILED: {url} was not ready within 1 s\n"

@@ -25,16 +25,29 @@ def comparison(difference, lower_bound):
     return AucComparison(estimate(0.9 + difference), estimate(0.9), difference, 0.005, lower_bound, 0.95)
 
 
+def generated_fit(data, seed=0):
+    """train.fit as generated: the gate's tests must hold whatever a learner later does to train.fit."""
+    return train.build_model(seed).fit(data.X, data.y)
+
+
+@pytest.fixture(scope="module")
+def reference_model(tmp_path_factory, week0):
+    """Production for the unit-error tests: the week-0 model, trained by the generated fit."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "fit", generated_fit)
+        folder, _ = train.train(*week0, tmp_path_factory.mktemp("reference"), seed=0)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def unit_error_model(tmp_path_factory, week0):
     """A candidate whose training code multiplies merchant_risk by 100 (a unit bug), serving unscaled data."""
     column = feature_names().index("merchant_risk")
-    real_fit = train.fit
 
     def fit_with_a_unit_error(data, seed=0):
         X = data.X.copy()
         X[:, column] *= 100
-        return real_fit(Dataset(X, data.y), seed)
+        return generated_fit(Dataset(X, data.y), seed)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train, "fit", fit_with_a_unit_error)
@@ -81,9 +94,9 @@ def test_the_gate_blocks_a_candidate_below_the_floor(model_dir, week0):
 
 
 def test_the_gate_blocks_a_model_several_points_worse_from_a_unit_error(
-    unit_error_model, model_dir, week0, gate_settings
+    unit_error_model, reference_model, week0, gate_settings
 ):
-    result = run_gate(unit_error_model, week0[1], model_dir, gate_settings)
+    result = run_gate(unit_error_model, week0[1], reference_model, gate_settings)
     assert (result.decision, result.exit_code) == ("blocked", 1)
     # measured: about 5 points worse, yet still above the floor: only the comparison catches it
     assert result.comparison.difference < -0.03
@@ -126,9 +139,9 @@ def test_the_gate_is_undecided_when_production_is_tampered_with(tmp_path, model_
 
 
 def test_write_outputs_writes_the_decision_the_report_and_the_roc_plot(
-    tmp_path, unit_error_model, model_dir, week0, gate_settings
+    tmp_path, unit_error_model, reference_model, week0, gate_settings
 ):
-    result = run_gate(unit_error_model, week0[1], model_dir, gate_settings)
+    result = run_gate(unit_error_model, week0[1], reference_model, gate_settings)
     report = write_outputs(result, tmp_path / "out")
     assert report == tmp_path / "out" / "report.md"
     gate = json.loads((tmp_path / "out" / "gate.json").read_text())

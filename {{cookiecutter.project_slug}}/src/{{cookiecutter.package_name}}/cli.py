@@ -191,6 +191,22 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - execv does not return
 
 
+def cmd_smoke_test(settings: Settings, args: argparse.Namespace) -> int:
+    """Check a running service (staging): ready, answering with VERSION, rejecting bad requests with 4xx."""
+    base = args.url.rstrip("/")
+    try:
+        pipeline.wait_until_ready(base, seconds=args.wait)
+    except pipeline.StageFailed as error:
+        print(f"FAILED: {error}", file=sys.stderr)
+        return 1
+    problems, rejected = pipeline.smoke_test(base, args.version, week_data(settings, args, 1))
+    for problem in problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    if not problems:
+        print(f"{base} answered {args.version} and rejected {rejected} bad requests with 4xx")
+    return 1 if problems else 0
+
+
 def cmd_pipeline(settings: Settings, args: argparse.Namespace) -> int:
     """Run the local CD pipeline for a week."""
     return pipeline.run_pipeline(pipeline.Run(settings, args.week, run_tests=not args.skip_tests))
@@ -257,6 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
         (("--port",), {"type": int, "default": 8000}),
         (("--stage",), {"choices": ["staging", "production"], "default": "production"}),
         (("--workers",), {"type": int}),
+    )
+    add(
+        "smoke-test",
+        cmd_smoke_test,
+        (("url",), {"help": "base URL of the running service, e.g. http://127.0.0.1:8080"}),
+        (("--version",), {"required": True, "help": "model version the service must answer with"}),
+        week,
+        data,
+        (("--wait",), {"type": float, "default": 90, "help": "seconds to wait for /ready (default 90)"}),
     )
     add(
         "pipeline",

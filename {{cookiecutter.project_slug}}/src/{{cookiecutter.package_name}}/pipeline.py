@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .config import Settings
 from .data import read_csv, synthetic_transactions, write_csv
@@ -126,15 +127,10 @@ def smoke_test_staging(run: Run) -> None:
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until_ready(base, server)
-        valid, bad = smoke_requests(FEATURES, read_csv(run.holdout_csv).X[0].tolist())
-        status, body = call(base + "/predict", valid)
-        if status != 200 or body.get("model_version") != run.version:
-            raise StageFailed(f"a valid request got {status} {body}, expected 200 from {run.version}")
-        for name, (payload, content_type) in bad.items():
-            status, body = call(base + "/predict", payload, content_type=content_type)
-            if not 400 <= status < 500:
-                raise StageFailed(f"{name} got {status}, expected a 4xx: {body}")
-        run.say(f"staging on {base} answered {run.version} and rejected {len(bad)} bad requests with 4xx")
+        problems, rejected = smoke_test(base, run.version, run.holdout_csv)
+        if problems:
+            raise StageFailed("; ".join(problems))
+        run.say(f"staging on {base} answered {run.version} and rejected {rejected} bad requests with 4xx")
     finally:
         server.terminate()
         server.wait(timeout=15)
@@ -208,29 +204,45 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def call(
-    url: str, payload: object = None, timeout: float = 5, content_type: str = "application/json"
-) -> tuple[int, dict]:
-    """GET (no payload) or POST a JSON-ready object or raw bytes; return the status and the JSON body."""
-    data = payload if isinstance(payload, bytes) or payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type})
+def smoke_test(base: str, version: str, holdout_csv: Path) -> tuple[list[str], int]:
+    """Check a running service; return its problems (none when it answers well) and how many bad requests it got."""
+    valid, bad = smoke_requests(FEATURES, read_csv(holdout_csv).X[0].tolist())
+    problems = []
+    status, body = call(base + "/predict", json.dumps(valid).encode())
+    if status != 200 or body.get("model_version") != version:
+        problems.append(f"a valid request got {status} {body}, expected 200 from {version}")
+    for name, (payload, content_type) in bad.items():
+        status, body = call(base + "/predict", payload, content_type)
+        if not 400 <= status < 500:
+            problems.append(f"{name} got {status}, expected a 4xx: {body}")
+    return problems, len(bad)
+
+
+def call(url: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, dict]:
+    """GET (no body) or POST raw bytes; return the status and the JSON answer."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+        # a 413 may come before the server reads the whole body: a broken pipe here, then read that answer
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            connection.request("GET" if body is None else "POST", parts.path, body, {"Content-Type": content_type})
+        response = connection.getresponse()
+        text = response.read()
+        return response.status, json.loads(text) if text.strip() else {}
+    finally:
+        connection.close()
 
 
-def wait_until_ready(base: str, server: subprocess.Popen, seconds: float = 60) -> None:
-    """Poll /ready until it answers 200, the server exits, or time runs out."""
+def wait_until_ready(base: str, server: subprocess.Popen | None = None, seconds: float = 60) -> None:
+    """Poll /ready until it answers 200; fail if the server process exits or time runs out."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise StageFailed(f"the staging server exited with code {server.returncode}; run `serve --stage staging`")
+        if server is not None and server.poll() is not None:
+            raise StageFailed(f"the server exited with code {server.returncode}; run `serve` to see why")
         try:
-            if call(base + "/ready", timeout=1)[0] == 200:
+            if call(base + "/ready")[0] == 200:
                 return
-        except OSError:
+        except (OSError, http.client.HTTPException, ValueError):
             pass
         time.sleep(0.2)
-    raise StageFailed(f"the staging server was not ready within {seconds} s")
+    raise StageFailed(f"{base} was not ready within {seconds:.0f} s")

@@ -27,6 +27,7 @@ def atomic_write(path: Path, text: str) -> None:
         file.write(text)
         file.flush()
         os.fsync(file.fileno())
+    os.chmod(file.name, 0o644)  # readable by a service running as another user (the container's)
     os.replace(file.name, path)
     directory = os.open(path.parent, os.O_RDONLY)
     try:

@@ -1,0 +1,11 @@
+# ----------------------------------------------------------------------------
+# EDIT HERE: the estimator. Any scikit-learn classifier with predict_proba works.
+# ----------------------------------------------------------------------------
+def build_model(seed: int = 0) -> Pipeline:
+    """Return the untrained model: scaling, then logistic regression."""
+    return Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("classify", LogisticRegression(max_iter=1_000, random_state=seed)),
+        ]
+    )

@@ -1,0 +1,522 @@
+"""The generated GitHub workflows: linted offline, their helper scripts exercised, and the workflows run with act.
+
+Static checks and script tests are fast and run by default. The act runs (`-m act`) execute ci.yml, cd.yml,
+retrain.yml and rollback.yml of one bake in sequence, against a local bare repository standing in for
+GitHub; see tests/workflow_support/act.py for every stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+from functools import cached_property
+from pathlib import Path
+
+import pytest
+import yaml
+from workflow_support.act import OWNER, TOKEN, ActHarness, ActRun, pinned_actions, tool
+from workflow_support.github_standin import GitHubStandIn
+
+WORKFLOWS = ("ci.yml", "cd.yml", "retrain.yml", "rollback.yml")
+# the tutorial's subtle bug: merchant risk turned into a percentage at training time only
+BUG_BEFORE = "    return build_model(seed).fit(data.X, data.y)\n"
+BUG_AFTER = (
+    "    X = data.X.copy()\n"
+    "    X[:, 2] *= 100  # merchant risk as a percentage\n"
+    "    return build_model(seed).fit(X, data.y)\n"
+)
+
+
+def workflow(project: Path, name: str) -> dict:
+    """A workflow file parsed as YAML (the `on:` key comes back as True under YAML 1.1)."""
+    return yaml.safe_load((project / ".github" / "workflows" / name).read_text())
+
+
+def jobs(project: Path):
+    """Every (workflow name, job id, job) of the generated workflows."""
+    for name in WORKFLOWS:
+        for job_id, job in workflow(project, name)["jobs"].items():
+            yield name, job_id, job
+
+
+def checked(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run a linter; its output is the assertion message."""
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# static checks of the default bake
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_workflows_match_the_github_workflow_schema(default_project):
+    files = [str(default_project / ".github" / "workflows" / name) for name in WORKFLOWS]
+    result = checked([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files], default_project)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dependabot_config_matches_its_schema(default_project):
+    config = str(default_project / ".github" / "dependabot.yml")
+    result = checked([tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", config], default_project)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zizmor_finds_nothing_even_with_the_pedantic_persona(default_project):
+    result = checked([tool("zizmor"), "--offline", "--persona", "pedantic", ".github"], default_project)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_finds_nothing(default_project):
+    result = checked([tool("actionlint"), "-no-color"], default_project)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile(default_project):
+    result = checked([tool("hadolint"), "Dockerfile"], default_project)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_action_is_pinned_to_a_full_sha_with_its_version_beside_it(default_project):
+    lines = [
+        line.strip()
+        for name in WORKFLOWS
+        for line in (default_project / ".github" / "workflows" / name).read_text().splitlines()
+        if re.match(r"\s*(-\s*)?uses:", line) and "uses: ./" not in line
+    ]
+    assert lines, "no action found"
+    unpinned = [line for line in lines if not re.search(r"@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line)]
+    assert unpinned == []
+
+
+def test_every_workflow_grants_nothing_and_every_job_grants_its_own_permissions(default_project):
+    for name in WORKFLOWS:
+        assert workflow(default_project, name)["permissions"] == {}, name
+    assert [f"{name}:{job_id}" for name, job_id, job in jobs(default_project) if "permissions" not in job] == []
+
+
+def test_only_the_jobs_that_push_the_registry_branch_may_write_contents(default_project):
+    writers = {
+        f"{name}:{job_id}"
+        for name, job_id, job in jobs(default_project)
+        if (job.get("permissions") or {}).get("contents") == "write"
+    }
+    assert writers == {"cd.yml:production", "rollback.yml:rollback", "retrain.yml:retrain"}
+
+
+def test_only_the_gate_job_may_write_pull_requests(default_project):
+    writers = {
+        f"{name}:{job_id}"
+        for name, job_id, job in jobs(default_project)
+        if (job.get("permissions") or {}).get("pull-requests") == "write"
+    }
+    assert writers == {"ci.yml:gate"}
+
+
+def test_every_checkout_leaves_no_credentials_behind(default_project):
+    checkouts = [
+        (name, job_id, step.get("with", {}))
+        for name, job_id, job in jobs(default_project)
+        for step in job.get("steps", [])
+        if step.get("uses", "").startswith("actions/checkout@")
+    ]
+    assert checkouts, "no checkout found"
+    assert [c for c in checkouts if c[2].get("persist-credentials") is not False] == []
+
+
+def test_every_step_has_a_name(default_project):
+    unnamed = [
+        f"{name}:{job_id}:{step}"
+        for name, job_id, job in jobs(default_project)
+        for step in job.get("steps", [])
+        if "name" not in step
+    ]
+    assert unnamed == []
+
+
+def test_ci_tests_every_supported_python_given_as_strings(default_project):
+    versions = workflow(default_project, "ci.yml")["jobs"]["test"]["strategy"]["matrix"]["python-version"]
+    assert versions == ["3.10", "3.11", "3.12", "3.13"]
+
+
+def test_deploys_and_rollbacks_share_one_concurrency_group_that_never_cancels(default_project):
+    groups = [
+        (workflow(default_project, name)["concurrency"], job["concurrency"])
+        for name, job_id, job in jobs(default_project)
+        if job.get("environment") == "production"
+    ]
+    assert len(groups) == 2
+    assert all(g == {"group": "model-registry", "cancel-in-progress": False} for _, g in groups)
+    assert all(w == {"group": "deploy-${{ github.ref }}", "cancel-in-progress": False} for w, _ in groups)
+
+
+def test_every_action_the_workflows_use_has_a_stand_in_for_act(default_project):
+    used = {repository for repository, _ in pinned_actions(default_project / ".github" / "workflows")}
+    stubs = Path(__file__).parent / "workflow_support" / "stubs"
+    assert {
+        r for r in used if r != "actions/checkout" and not (stubs / r.split("/")[1] / "action.yml").is_file()
+    } == set()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the helper scripts the workflows call
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def github_api(project: Path, api: GitHubStandIn, *args: str) -> subprocess.CompletedProcess:
+    """Run .github/scripts/github_api.py against the stand-in."""
+    env = {
+        **os.environ,
+        "GITHUB_API_URL": api.url,
+        "GITHUB_REPOSITORY": api.state.repository,
+        "GITHUB_TOKEN": TOKEN,
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_RUN_ID": "42",
+    }
+    script = project / ".github" / "scripts" / "github_api.py"
+    return subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_gate_report_is_one_pull_request_comment_updated_in_place(default_project, tmp_path):
+    with GitHubStandIn(f"{OWNER}/fraud-detector", TOKEN) as api:
+        for verdict in ("PASSED", "BLOCKED"):
+            (tmp_path / "report.md").write_text(f"## AUC gate: {verdict}\n")
+            done = github_api(default_project, api, "comment", "--pr", "7", "--body-file", str(tmp_path / "report.md"))
+            assert done.returncode == 0, done.stderr
+        comments = api.state.comments[7]
+    assert len(comments) == 1
+    assert "AUC gate: BLOCKED" in comments[0]["body"] and "PASSED" not in comments[0]["body"]
+    assert "/actions/runs/42" in comments[0]["body"]
+
+
+def test_a_blocked_retrain_opens_one_issue_and_updates_it_afterwards(default_project, tmp_path):
+    (tmp_path / "report.md").write_text("## AUC gate: BLOCKED\n")
+    with GitHubStandIn(f"{OWNER}/fraud-detector", TOKEN) as api:
+        for _ in range(2):
+            done = github_api(
+                default_project,
+                api,
+                "issue",
+                "--title",
+                "Retraining blocked",
+                "--body-file",
+                str(tmp_path / "report.md"),
+            )
+            assert done.returncode == 0, done.stderr
+        issues = api.state.issues
+        methods = [method for method, _ in api.state.requests]
+    assert len(issues) == 1 and issues[0]["title"] == "Retraining blocked"
+    assert methods.count("POST") == 1 and methods.count("PATCH") == 1
+
+
+def test_github_api_refuses_to_post_with_a_wrong_token(default_project, tmp_path):
+    (tmp_path / "report.md").write_text("## AUC gate: PASSED\n")
+    with GitHubStandIn(f"{OWNER}/fraud-detector", "another-token") as api:
+        done = github_api(default_project, api, "comment", "--pr", "7", "--body-file", str(tmp_path / "report.md"))
+        assert api.state.comments == {}
+    assert done.returncode != 0 and "401" in done.stderr
+
+
+def registry_branch(clone: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run .github/scripts/registry-branch.sh in a clone, with a private git identity."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com"}
+    env.update(GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com", GITHUB_TOKEN="")
+    script = clone / ".github" / "scripts" / "registry-branch.sh"
+    return subprocess.run(["bash", str(script), *args], cwd=clone, env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def two_clones(default_project, tmp_path) -> tuple[Path, Path, Path]:
+    """A bare 'GitHub' repository holding the bake, and two clones of it (two concurrent jobs)."""
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "clone", "--quiet", "--bare", str(default_project), str(remote)], check=True)
+    clones = []
+    for name in ("job-a", "job-b"):
+        subprocess.run(["git", "clone", "--quiet", str(remote), str(tmp_path / name)], check=True)
+        clones.append(tmp_path / name)
+    return remote, clones[0], clones[1]
+
+
+def test_registry_branch_starts_empty_then_carries_each_push_to_the_next_job(two_clones):
+    remote, first, second = two_clones
+    pulled = registry_branch(first, "pull")
+    assert pulled.returncode == 0, pulled.stderr
+    assert "first deploy" in pulled.stdout and (first / "registry" / ".gitignore").is_file()
+    (first / "registry" / "stages").mkdir()
+    (first / "registry" / "stages" / "production").write_text("v1\n")
+    (first / "registry" / ".lock").write_text("")
+    pushed = registry_branch(first, "push", "production: (none) -> v1")
+    assert pushed.returncode == 0, pushed.stderr
+
+    assert registry_branch(second, "pull").returncode == 0
+    assert (second / "registry" / "stages" / "production").read_text() == "v1\n"
+    assert not (second / "registry" / ".lock").exists()
+    log = subprocess.run(["git", "--git-dir", str(remote), "log", "--format=%s", "model-registry"], capture_output=True)
+    assert log.stdout.decode().splitlines() == ["production: (none) -> v1"]
+
+
+def test_registry_branch_refuses_to_push_over_a_branch_that_moved(two_clones):
+    remote, first, second = two_clones
+    for clone in (first, second):
+        assert registry_branch(clone, "pull").returncode == 0
+    for clone, version in ((first, "v1"), (second, "v2")):
+        (clone / "registry" / "stages").mkdir()
+        (clone / "registry" / "stages" / "production").write_text(version)
+    assert registry_branch(first, "push", "production: (none) -> v1").returncode == 0
+    late = registry_branch(second, "push", "production: (none) -> v2")
+    assert late.returncode == 1 and "moved since this job read it" in late.stdout
+    shown = subprocess.run(
+        ["git", "--git-dir", str(remote), "show", "model-registry:stages/production"], capture_output=True
+    )
+    assert shown.stdout == b"v1"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the workflows, run with act
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def site_packages(venv: Path) -> Path:
+    """The purelib folder of a virtual environment."""
+    return Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
+
+
+class Deployments:
+    """One bake going through CI, CD, retraining and rollback; each step runs once, after the ones it needs."""
+
+    def __init__(self, checked_project: Path, work: Path, api: GitHubStandIn) -> None:
+        """Copy the checked bake (without its tox environments) and prepare act's stand-ins."""
+        self.api = api
+        self.project = work / checked_project.name
+        ignored = shutil.ignore_patterns(".tox", "registry", "artifacts", "data", "build", "__pycache__")
+        shutil.copytree(checked_project, self.project, ignore=ignored)
+        packages = [site_packages(checked_project / ".tox" / env) for env in ("test", "lint")]
+        self.act = ActHarness(
+            self.project, work, packages, api.url, checked_project / ".tox" / "test" / "bin" / "python"
+        )
+        self.variables = {"DATA_WEEK": "0", "STAGING_PORT": str(free_port())}
+        self.secrets = {"DEPLOY_HOOK_URL": f"{api.url}/deploy-hook"}
+        self.timings: dict[str, float] = {}
+        self.production_after: dict[str, str | None] = {}
+
+    def after(self, step: str) -> ActRun:
+        """Make sure an earlier step has run (each runs once) and return its run."""
+        return getattr(self, step)
+
+    def record(self, name: str, run: ActRun) -> ActRun:
+        """Keep the run's duration (for the report printed at the end) and the production version it left."""
+        self.timings[name] = run.seconds
+        self.production_after[name] = self.production()
+        return run
+
+    def production(self) -> str | None:
+        """The production version on the remote model-registry branch (None before the first deploy)."""
+        try:
+            return self.act.branch_file("stages/production").strip()
+        except RuntimeError:
+            return None
+
+    def with_bug(self, message: str, branch: str | None = None) -> None:
+        """Commit the subtle training bug."""
+        train_py = next(self.project.glob("src/*/train.py"))
+        source = train_py.read_text()
+        assert BUG_BEFORE in source, "the bug's anchor line moved: update BUG_BEFORE"
+        train_py.write_text(source.replace(BUG_BEFORE, BUG_AFTER))
+        self.act.commit(message, branch)
+
+    def pull_request(self, number: int, branch: str) -> dict:
+        """The event payload of a same-repository pull request."""
+        head = {"ref": branch, "sha": self.act.git("rev-parse", "HEAD").strip(), "repo": {"full_name": self.repo}}
+        return {
+            "number": number,
+            "pull_request": {"number": number, "head": head, "base": {"ref": "main", "repo": {"full_name": self.repo}}},
+            "repository": {"full_name": self.repo},
+        }
+
+    @property
+    def repo(self) -> str:
+        """owner/name as act reports it."""
+        return self.act.repository
+
+    @cached_property
+    def first_deploy(self) -> ActRun:
+        """cd.yml on a push to main: the first model goes to production."""
+        run = self.act.run("push", "cd.yml", variables=self.variables, secrets=self.secrets)
+        return self.record("first_deploy", run)
+
+    @cached_property
+    def ci_pass(self) -> ActRun:
+        """ci.yml on a harmless pull request, after the first deploy."""
+        self.after("first_deploy")
+        (self.project / "NOTES.md").write_text("A harmless change.\n")
+        self.act.commit("Add notes", branch="notes")
+        run = self.act.run(
+            "pull_request", "ci.yml", payload=self.pull_request(7, "notes"), variables=self.variables,
+            matrix={"python-version": "3.12"},
+        )  # fmt: skip
+        self.act.git("checkout", "--quiet", "main")
+        comments = self.api.state.comments.get(7, [])
+        self.comment_after_ci_pass = comments[-1]["body"] if comments else ""
+        return self.record("ci_pass", run)
+
+    @cached_property
+    def ci_blocked(self) -> ActRun:
+        """ci.yml on a pull request carrying the subtle bug, after the passing one."""
+        self.after("ci_pass")
+        self.act.git("checkout", "--quiet", "notes")
+        self.with_bug("Merchant risk as a percentage")
+        run = self.act.run(
+            "pull_request", "ci.yml", payload=self.pull_request(7, "notes"), variables=self.variables,
+            matrix={"python-version": "3.12"},
+        )  # fmt: skip
+        self.act.git("checkout", "--quiet", "main")
+        return self.record("ci_blocked", run)
+
+    @cached_property
+    def retrain(self) -> ActRun:
+        """retrain.yml on its schedule with week 4's data, after the first deploy."""
+        self.after("first_deploy")
+        variables = {**self.variables, "DATA_WEEK": "4"}
+        run = self.act.run("schedule", "retrain.yml", variables=variables, secrets=self.secrets)
+        return self.record("retrain", run)
+
+    @cached_property
+    def retrain_blocked(self) -> ActRun:
+        """retrain.yml on its schedule with the bug on main, after the good retrain; main is restored after."""
+        self.after("retrain")
+        self.with_bug("Merchant risk as a percentage")
+        variables = {**self.variables, "DATA_WEEK": "5"}
+        try:
+            run = self.act.run("schedule", "retrain.yml", variables=variables, secrets=self.secrets)
+        finally:
+            self.act.git("reset", "--quiet", "--hard", "HEAD~1")
+        return self.record("retrain_blocked", run)
+
+    @cached_property
+    def rollback(self) -> ActRun:
+        """rollback.yml dispatched without a version, after both retrains."""
+        self.after("retrain_blocked")
+        run = self.act.run("workflow_dispatch", "rollback.yml", variables=self.variables, secrets=self.secrets)
+        return self.record("rollback", run)
+
+
+@pytest.fixture(scope="module")
+def deployments(checked_project, tmp_path_factory):
+    """The act scenario; prints how long each workflow run took."""
+    work = tmp_path_factory.mktemp("act")
+    with GitHubStandIn(f"{OWNER}/{checked_project.name}", TOKEN) as api:
+        scenario = Deployments(checked_project, work, api)
+        try:
+            yield scenario
+        finally:
+            scenario.act.stop_containers()
+            print("\nact run times: " + ", ".join(f"{k} {v:.0f} s" for k, v in scenario.timings.items()))
+
+
+def explain(run: ActRun) -> str:
+    """The failing jobs and the end of act's log, as an assertion message."""
+    return f"jobs: {run.jobs}\nlog: {run.log}\n" + run.text()[-6_000:]
+
+
+@pytest.mark.act
+def test_cd_deploys_the_first_model_and_records_it_on_the_registry_branch(deployments):
+    run = deployments.first_deploy
+    assert run.returncode == 0, explain(run)
+    assert {run.jobs[j] for j in ("test", "staging", "production")} == {"success"}, explain(run)
+    version = deployments.production_after["first_deploy"]
+    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{8}", version)
+    assert [s.split(" (run ")[0] for s in deployments.act.branch_log()] == [f"production: (none) -> {version}"]
+    history = [json.loads(line) for line in deployments.act.branch_file("history.jsonl").splitlines()]
+    assert [(e["action"], e["stage"], e["to"]) for e in history] == [
+        ("register", None, version),
+        ("promote", "staging", version),
+        ("promote", "production", version),
+    ]
+    assert "staging" in run.text() and "rejected every bad request with a 4xx" in run.text()
+
+
+@pytest.mark.act
+def test_cd_publishes_the_image_as_its_version_and_production_then_calls_the_deploy_hook(deployments):
+    run = deployments.first_deploy
+    assert run.returncode == 0, explain(run)
+    version, image = deployments.production_after["first_deploy"], f"ghcr.io/{deployments.repo}"
+    pushes = deployments.act.pushed_images()[:2]
+    assert [p["tag"] for p in pushes] == [f"{image}:{version}", f"{image}:production"]
+    assert pushes[0]["image"] == pushes[1]["image"]
+    assert deployments.api.state.hook_calls[0] == {"image": f"{image}:{version}", "version": version}
+
+
+@pytest.mark.act
+def test_ci_passes_a_harmless_change_and_comments_the_gate_report_once(deployments):
+    run = deployments.ci_pass
+    assert run.returncode == 0, explain(run)
+    assert run.jobs == {
+        "lint": "success",
+        "test(python-version=3.12)": "success",
+        "gate": "success",
+        "all-checks-pass": "success",
+    }, explain(run)
+    report = deployments.comment_after_ci_pass
+    assert "AUC gate: PASSED" in report and deployments.production_after["first_deploy"] in report
+    assert len(deployments.api.state.comments[7]) == 1
+
+
+@pytest.mark.act
+def test_ci_fails_when_a_change_breaks_the_gate_and_updates_the_same_comment(deployments):
+    run = deployments.ci_blocked
+    assert run.returncode != 0
+    assert run.jobs["gate"] == "failure" and run.jobs["all-checks-pass"] == "failure", explain(run)
+    assert run.jobs["lint"] == "success", explain(run)
+    comments = deployments.api.state.comments[7]
+    assert len(comments) == 1 and "AUC gate: BLOCKED" in comments[0]["body"]
+    assert "lower bound" in comments[0]["body"]
+
+
+@pytest.mark.act
+def test_retrain_on_its_schedule_deploys_a_model_of_the_fresh_week(deployments):
+    run = deployments.retrain
+    assert run.returncode == 0, explain(run)
+    before, after = deployments.production_after["first_deploy"], deployments.production_after["retrain"]
+    assert after != before
+    metadata = json.loads(deployments.act.branch_file(f"models/{after}/metadata.json"))
+    assert "week-04" in metadata["train_data"]["path"]
+    assert deployments.act.branch_log()[0].startswith(f"production: {before} -> {after}")
+
+
+@pytest.mark.act
+def test_a_blocked_retrain_changes_nothing_and_opens_one_issue_with_the_report(deployments):
+    run = deployments.retrain_blocked
+    assert run.returncode != 0
+    assert run.jobs["staging"] == "failure" and run.jobs["report-blocked"] == "success", explain(run)
+    assert "production" not in run.jobs, explain(run)
+    assert deployments.production_after["retrain_blocked"] == deployments.production_after["retrain"]
+    assert len([p for p in deployments.act.pushed_images() if p["tag"].endswith(":production")]) == 2
+    issues = deployments.api.state.issues
+    assert len(issues) == 1 and "AUC gate: BLOCKED" in issues[0]["body"]
+
+
+@pytest.mark.act
+def test_rollback_restores_the_previous_version_and_retags_its_image(deployments):
+    run = deployments.rollback
+    assert run.returncode == 0, explain(run)
+    first, retrained = deployments.production_after["first_deploy"], deployments.production_after["retrain"]
+    assert deployments.production_after["rollback"] == first != retrained
+    last = json.loads(deployments.act.branch_file("history.jsonl").splitlines()[-1])
+    assert (last["action"], last["from"], last["to"]) == ("rollback", retrained, first)
+    assert deployments.act.branch_log()[0].startswith(f"rollback production: {retrained} -> {first}")
+    image = f"ghcr.io/{deployments.repo}"
+    pushes = deployments.act.pushed_images()
+    first_image = next(p["image"] for p in pushes if p["tag"] == f"{image}:{first}")
+    assert pushes[-1] == {"tag": f"{image}:production", "image": first_image}
