@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import HOSTILE_TEXT, SUPPORTED
+from conftest import HOSTILE_TEXT, ROOT, SUPPORTED
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -64,6 +64,7 @@ EXPECTED_FILES = [
 ]
 
 UNRENDERED = re.compile(r"{{|{%|cookiecutter\.")
+VERBATIM = ".github/workflows/"  # _copy_without_render: their ${{ }} belong to GitHub
 
 
 def project_files(project: Path) -> set[str]:
@@ -89,8 +90,16 @@ def test_scenario_bakes_the_exact_file_set(baked):
 
 def test_scenario_leaves_no_unrendered_jinja(baked):
     _, project = baked
-    leftovers = [name for name in project_files(project) if UNRENDERED.search((project / name).read_text())]
-    assert leftovers == []
+    rendered = [name for name in project_files(project) if not name.startswith(VERBATIM)]
+    assert [name for name in rendered if UNRENDERED.search((project / name).read_text())] == []
+
+
+def test_workflows_are_copied_verbatim_with_their_github_expressions(baked):
+    _, project = baked
+    workflows = sorted((project / VERBATIM).glob("*.yml"))
+    assert [w.name for w in workflows] == ["cd.yml", "ci.yml", "retrain.yml", "rollback.yml"]
+    for workflow in workflows:
+        assert workflow.read_text() == (ROOT / "{{cookiecutter.project_slug}}" / VERBATIM / workflow.name).read_text()
 
 
 def test_scenario_pyproject_parses_and_keeps_free_text_exactly(baked):
