@@ -129,7 +129,8 @@ def fuzz_request(draw, live: bool) -> tuple[str, str, str, bytes, bool]:
     if kind == "other":
         return draw(METHODS), draw(PATHS), draw(CONTENT_TYPES), draw(st.binary(max_size=50)), False
     body = draw(BAD_BODIES.filter(lambda body: len(body) <= MAX_BODY_BYTES) if live else BAD_BODIES)
-    return "POST", "/predict", draw(CONTENT_TYPES), body, False
+    content_type = draw(st.just("application/json") | st.just("application/json") | CONTENT_TYPES)
+    return "POST", "/predict", content_type, body, False
 
 
 # --- checking one answer ---------------------------------------------------------------------------------------
@@ -142,9 +143,8 @@ def check_answer(request: tuple, status: int, content_type: str, body: bytes) ->
         error = json.loads(body)
         assert set(error) == {"error", "details"}, error
         assert isinstance(error["error"], str) and isinstance(error["details"], list), error
-        assert all(
-            isinstance(detail, dict) and set(detail) == {"field", "message"} for detail in error["details"]
-        ), error
+        for detail in error["details"]:
+            assert isinstance(detail, dict) and set(detail) == {"field", "message"}, error
     if must_succeed:
         assert status == 200, f"a valid body got {status}: {body[:300]!r}"
         rows = json.loads(sent)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -83,7 +84,10 @@ class ModelSlot:
 
     def get(self) -> Serving | None:
         """The current model, checking the stage pointer at most once per interval."""
-        if time.monotonic() - self._checked >= self.interval and self._lock.acquire(blocking=False):
+        due = self.serving is None or time.monotonic() - self._checked >= self.interval
+        # while a model is served, other threads keep using it during a check or a swap; until the first one
+        # is loaded, they wait for the thread loading it rather than answer 503
+        if due and self._lock.acquire(blocking=self.serving is None):
             try:
                 self._refresh()
             finally:
@@ -119,6 +123,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         RELOAD_INTERVAL=0.5,
     )
     app.config.update(test_config or {})
+    app.logger.setLevel(logging.INFO)  # every model swap and refusal shows in the server's log
     slot = ModelSlot(
         Registry(Path(app.config["REGISTRY"])),
         app.config["STAGE"],
