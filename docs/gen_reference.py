@@ -66,7 +66,10 @@ ENVIRONMENT_HELP = {
     "BIND": "Address gunicorn listens on when started without `serve` (the container image), e.g. `0.0.0.0:8000`.",
     "WEB_CONCURRENCY": "Number of gunicorn worker processes (2 by default).",
     "GITHUB_ACTOR": "Recorded as the user of a registry change when set (in GitHub Actions); otherwise the login name.",
-    "OMP_NUM_THREADS": "Set to 1 in each gunicorn worker unless already set (one native thread per worker).",
+    "OMP_NUM_THREADS": (
+        "Set to 1 by `gunicorn_conf.py` in the gunicorn master unless already set; "
+        "the workers inherit it (one native thread per worker)."
+    ),
     "OPENBLAS_NUM_THREADS": "As `OMP_NUM_THREADS`.",
     "MKL_NUM_THREADS": "As `OMP_NUM_THREADS`.",
     "VECLIB_MAXIMUM_THREADS": "As `OMP_NUM_THREADS` (Apple's Accelerate).",

@@ -3,18 +3,19 @@
 import os
 
 # one native thread per worker: OpenMP/BLAS pools in every worker would oversubscribe the cores (a gradient-
-# boosting model fell from about 1,500 to 0-24 requests/s on 2 cores without this); set here, in the master,
-# before any worker imports numpy or scikit-learn, which read these variables once, at import
+# boosting model answered 10 to 60 requests/s on 2 cores without this, about 2,900 with it); set here, in the
+# master, before any worker imports numpy or scikit-learn, which read these variables once, at import
 for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
     os.environ.setdefault(variable, "1")
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 # one worker process per core: set WEB_CONCURRENCY to the number of cores the service may use
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# threaded workers keep connections alive (sync workers close each one after a single response), and while
-# one thread loads a newly promoted model the others keep answering with the current one
-worker_class = "gthread"
-threads = 2
+# sync, not gthread: both cost the same CPU per request, but a kept-alive connection stays with the worker
+# that accepted it (16 connections often split 16:0 between 2 workers, halving throughput), while a sync worker
+# takes one request at a time from the shared socket, so whichever worker is free answers the next one, also
+# while the other is loading a newly promoted model (put a buffering proxy in front for slow clients)
+worker_class = "sync"
 timeout = 30
 graceful_timeout = 10
 accesslog = None
