@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -99,6 +100,17 @@ def wait_for(condition, seconds: float = 30):
 
 def test_default_bake_passes_its_own_lint_and_tests(checked_project):
     assert (checked_project / ".tox" / "test" / "bin" / "fraud-detector").is_file()
+
+
+def test_fuzz_of_the_service_under_gunicorn_passes(checked_project):
+    # the bake's normal test run skips this part (it starts gunicorn); `tox -e fuzz` runs it with 10,000 requests
+    pytest_bin = str(checked_project / ".tox" / "test" / "bin" / "pytest")
+    command = [pytest_bin, "tests/test_fuzz.py", "-k", "gunicorn", "-p", "no:cacheprovider", "-q", "-s"]
+    result = run(command, checked_project, timeout=300, FUZZ_EXAMPLES="300")
+    assert result.returncode == 0, result.stdout[-5_000:] + result.stderr[-2_000:]
+    assert "1 passed" in result.stdout and "skipped" not in result.stdout, result.stdout[-2_000:]
+    sent = re.search(r"fuzz, gunicorn: (\d+) requests", result.stdout)
+    assert sent and int(sent.group(1)) >= 300, result.stdout[-2_000:]
 
 
 def test_local_cd_loop_deploys_blocks_a_subtle_bug_rolls_back_and_retrains(checked_project):
