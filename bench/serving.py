@@ -2,8 +2,8 @@
 
 Usage (from the template repository, with wrk installed: `apt-get install -y wrk`):
 
-    python bench/serving.py                          # everything, 3 repetitions of 3 s runs (about 5 minutes)
-    python bench/serving.py --duration 15            # the issue's 15 s runs (about 15 minutes)
+    python bench/serving.py                          # everything, 3 repetitions of 2 s runs (about 5 minutes)
+    python bench/serving.py --duration 15            # the issue's 15 s runs (about 20 minutes)
     python bench/serving.py --tune                   # gunicorn workers / threads / worker class of the shipped service
     python bench/serving.py --targets shipped-lr,bare-flask-lr --repeat 1
 
@@ -11,7 +11,7 @@ Any Python 3.10+ with cookiecutter and uv runs it (e.g. the template's dev venv)
 default answers into ``--work`` (default /tmp/bench-serving, reused when it is already there), installs the
 project into its own venv, runs ``<slug> pipeline --skip-tests`` for the default production model, trains a
 HistGradientBoostingClassifier on the same features into a second registry, and logs the default model with
-``mlflow.sklearn`` into a local file store in a separate venv (mlflow, uvicorn[standard], fastapi, the same
+``mlflow.sklearn`` into a local store in a separate venv (mlflow, uvicorn[standard], fastapi, the same
 scikit-learn). Then, for each repetition, every server is started, measured with wrk and stopped in turn:
 
 * 1-row requests/s at 16 connections (wrk -t2 -c16), p50/p99 latency at 1 connection (wrk -t1 -c1 --latency),
@@ -31,6 +31,7 @@ import importlib.util
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -165,7 +166,7 @@ def prepare_mlflow(lab: Lab) -> None:
         run([*uv(), "pip", "install", "-q", "--python", lab.ml_python, *MLFLOW_PACKAGES, *pins])
     uri_file = lab.work / "mlflow-model-uri.txt"
     if not uri_file.exists():
-        say("logging the default model with mlflow.sklearn into a local file store")
+        say("logging the default model with mlflow.sklearn into a local store (sqlite + artifact folder)")
         store = lab.work / "mlruns"
         out = run(
             [lab.ml_python, __file__, "_mlflow_model", production_folder(lab, "lr"), store, lab.bodies],
@@ -173,7 +174,7 @@ def prepare_mlflow(lab: Lab) -> None:
         )
         uri_file.write_text(out.strip().splitlines()[-1])
     lab.mlflow_uri = uri_file.read_text().strip()
-    lab.mlflow_tracking = (lab.work / "mlruns").as_uri()
+    lab.mlflow_tracking = tracking_uri(lab.work / "mlruns")
 
 
 def production_folder(lab: Lab, model: str) -> Path:
@@ -241,8 +242,13 @@ def load_estimator(folder: Path):
     return skops.io.load(model_file, trusted=skops.io.get_untrusted_types(file=model_file))
 
 
+def tracking_uri(store: Path) -> str:
+    """The MLflow tracking URI of the local store: a sqlite file in ``store``."""
+    return f"sqlite:///{store.resolve() / 'mlflow.db'}"
+
+
 def log_mlflow_model(folder: Path, store: Path, bodies: Path) -> None:
-    """(MLflow venv) Log the same estimator with mlflow.sklearn into a local file store; print its model URI."""
+    """(MLflow venv) Log the same estimator with mlflow.sklearn into the local store; print its model URI."""
     import mlflow
     import mlflow.sklearn
     import numpy as np
@@ -250,8 +256,10 @@ def log_mlflow_model(folder: Path, store: Path, bodies: Path) -> None:
 
     estimator = load_estimator(folder)
     X = np.array(json.loads((bodies / "mlflow-batch.json").read_text())["inputs"], dtype=float)
-    mlflow.set_tracking_uri(store.resolve().as_uri())
-    with mlflow.start_run():
+    store.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tracking_uri(store))  # MLflow 3 refuses a plain folder store: sqlite is its local store
+    experiment = mlflow.create_experiment("serving-benchmark", artifact_location=(store / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment):
         info = mlflow.sklearn.log_model(
             estimator,
             name="model",
@@ -310,8 +318,7 @@ def fastapi_app():
     names = [feature["name"] for feature in json.loads((folder / "metadata.json").read_text())["features"]]
     app = FastAPI()
 
-    @app.post("/predict")
-    async def predict(request: Request) -> dict:
+    async def predict(request):
         """Score one object or a list of them."""
         body = await request.json()
         rows = body if isinstance(body, list) else [body]
@@ -319,6 +326,9 @@ def fastapi_app():
         probabilities = model.predict_proba(X)[:, 1].tolist()
         return {"fraud_probability": probabilities if isinstance(body, list) else probabilities[0]}
 
+    # real annotations: this module's `from __future__ import annotations` would leave FastAPI a string
+    predict.__annotations__ = {"request": Request, "return": dict}
+    app.post("/predict")(predict)
     return app
 
 
@@ -403,6 +413,18 @@ def peak_rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time used so far by a process and its descendants, in seconds."""
+    ticks = 0
+    for process in descendants(pid):
+        try:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of /proc/<pid>/stat
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class Server:
     """A server process in its own session: started, waited for, measured and stopped by its process group."""
 
@@ -468,20 +490,34 @@ class WrkResult:
     max_ms: float | None
     requests: int
     failed: int
+    errors: str = ""
+    server_cpu_s: float | None = None
+    client_cpu_s: float | None = None
 
 
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
-def wrk(url: str, body: Path, connections: int, seconds: int, latency: bool = False) -> WrkResult:
-    """Run wrk with the POST script for ``seconds``; failed = non-2xx responses plus socket errors."""
+def wrk(
+    url: str, body: Path, connections: int, seconds: int, latency: bool = False, server: int | None = None
+) -> WrkResult:
+    """Run wrk with the POST script for ``seconds``; failed = non-2xx responses plus socket errors.
+
+    With ``server`` (a pid), also count the CPU time the server's processes and wrk itself used: unlike
+    requests/s, CPU per request hardly depends on what else the machine is running.
+    """
     threads = min(2, connections)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA), url]
     if latency:
         command.insert(1, "--latency")
+    server_before = cpu_seconds(server) if server else 0.0
+    client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         command, capture_output=True, text=True, timeout=seconds + 60, env={**os.environ, "WRK_BODY": str(body)}
     ).stdout
+    client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_cpu = cpu_seconds(server) - server_before if server else None
+    client_cpu = (client_after.ru_utime + client_after.ru_stime) - (client_before.ru_utime + client_before.ru_stime)
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     total = re.search(r"(\d+) requests in", out)
     if not rate or not total:
@@ -501,6 +537,7 @@ def wrk(url: str, body: Path, connections: int, seconds: int, latency: bool = Fa
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     failed = int(non_2xx.group(1)) if non_2xx else 0
     failed += sum(int(value) for value in sockets.groups()) if sockets else 0
+    errors = f"non-2xx {non_2xx.group(1) if non_2xx else 0}, " + (sockets.group(0) if sockets else "no socket errors")
     return WrkResult(
         float(rate.group(1)),
         percentile("50"),
@@ -509,6 +546,9 @@ def wrk(url: str, body: Path, connections: int, seconds: int, latency: bool = Fa
         printed("max"),
         int(total.group(1)),
         failed,
+        errors,
+        server_cpu,
+        client_cpu,
     )
 
 
@@ -626,12 +666,12 @@ def make_targets(lab: Lab, tune: bool) -> dict[str, Target]:
 
 # gunicorn settings tried by --tune, passed through GUNICORN_CMD_ARGS (which overrides the config file)
 TUNE_CONFIGS = (
-    "",
-    "--worker-class sync --workers 2",
-    "--worker-class sync --workers 3",
-    "--worker-class gthread --workers 2 --threads 1",
-    "--worker-class gthread --workers 2 --threads 2",
-    "--worker-class gthread --workers 2 --threads 4",
+    "",  # as shipped: 2 sync workers
+    "--workers 3",
+    "--worker-class gthread --threads 1",
+    "--worker-class gthread --threads 2",
+    "--worker-class gthread --threads 2 --reuse-port",
+    "--worker-class gthread --threads 4",
     "--worker-class gthread --workers 1 --threads 4",
 )
 
@@ -641,21 +681,74 @@ def measure(target: Target, work: Path, seconds: int) -> dict:
     with Server(target, work) as server:
         cold = server.start()
         wrk(server.url, target.one, 16, 1)  # warm-up: every worker has loaded the model and answered
-        c16 = wrk(server.url, target.one, 16, seconds)
+        pid = server.process.pid
+        c16 = wrk(server.url, target.one, 16, seconds, server=pid)
         c1 = wrk(server.url, target.one, 1, seconds, latency=True)
-        batch = wrk(server.url, target.batch, 16, seconds)
-        rss = peak_rss_mb(server.process.pid)
+        batch = wrk(server.url, target.batch, 16, seconds, server=pid)
+        rss = peak_rss_mb(pid)
     return {
         "rps_c16": c16.requests_per_s,
+        "server_cpu_us_per_request": c16.server_cpu_s / c16.requests * 1e6,
+        "wrk_cpu_us_per_request": c16.client_cpu_s / c16.requests * 1e6,
+        "server_cpu_us_per_row_batch": batch.server_cpu_s / (batch.requests * BATCH) * 1e6,
         "p50_ms_c1": c1.p50_ms,
         "p99_ms_c1": c1.p99_ms,
         "rps_c1": c1.requests_per_s,
+        "p999_ms_c1": c1.p999_ms,
+        "max_ms_c1": c1.max_ms,
         "rows_per_s_batch": batch.requests_per_s * BATCH,
         "peak_rss_mb": rss,
         "cold_start_s": cold,
         "failed": c16.failed + c1.failed + batch.failed,
+        "errors": [run.errors for run in (c16, c1, batch) if run.failed],
         "requests": c16.requests + c1.requests + batch.requests,
     }
+
+
+# where a worker's time goes: the first rule whose text appears in a sampled stack names the sample
+PROFILE_RULES = (
+    ("model: input type checks (narwhals)", ("fraud_probability", "narwhals")),
+    ("model: input validation (check_array, feature names)", ("fraud_probability", "validation.py")),
+    ("model: fitted and tags checks", ("fraud_probability", "_tags.py")),
+    ("model: the rest of predict_proba (the arithmetic)", ("fraud_probability",)),
+    ("service: pydantic validation", ("validate_json",)),
+    ("service: rows to matrix", ("matrix (",)),
+    ("service: JSON response (jsonify)", ("jsonify",)),
+    ("service: the rest of the view (model slot, headers)", ("predict (",)),
+    ("Flask and Werkzeug (routing, request and response objects)", ("flask/", "werkzeug/")),
+    ("gunicorn (HTTP parsing, sockets, threads)", ("gunicorn/",)),
+)
+
+
+def profile(lab: Lab, seconds: int) -> str:
+    """Sample the shipped service's workers (the thread holding the GIL) with py-spy under wrk -c16, by area."""
+    spy = lab.python.parent / "py-spy"
+    if not spy.exists():
+        run([*uv(), "pip", "install", "-q", "--python", lab.python, "py-spy"])
+    target = make_targets(lab, tune=False)["shipped-lr"]
+    stacks = lab.work / "profile.txt"
+    with Server(target, lab.work) as server:
+        server.start()
+        wrk(server.url, target.one, 16, 1)
+        load = subprocess.Popen(
+            ["wrk", "-t2", "-c16", f"-d{seconds + 4}s", "-s", str(LUA), server.url],
+            env={**os.environ, "WRK_BODY": str(target.one)},
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(1)
+            command = [spy, "record", "--pid", server.process.pid, "--subprocesses", "--gil", "--format", "raw"]
+            run([*command, "--rate", "200", "--duration", seconds, "--nonblocking", "--output", stacks])
+        finally:
+            load.wait(timeout=seconds + 30)
+    counts: dict[str, int] = {}
+    for line in stacks.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        name = next((name for name, texts in PROFILE_RULES if all(text in stack for text in texts)), "other")
+        counts[name] = counts.get(name, 0) + int(samples)
+    total = sum(counts.values())
+    rows = [f"| {name} | {count / total:.1%} |" for name, count in sorted(counts.items(), key=lambda item: -item[1])]
+    return "\n".join([f"py-spy, {total:,} samples of the workers' CPU", "", "| where | share |", "|---|--:|", *rows])
 
 
 def check_thread_pools(lab: Lab) -> dict[str, list]:
@@ -709,24 +802,26 @@ def fmt(value: float | None, digits: int = 0) -> str:
 def table(targets: dict[str, Target], results: dict[str, list[dict]], inproc: dict | None) -> str:
     """The Markdown table of medians."""
     lines = [
-        "| server | 1-row req/s, 16 conn | p50 ms, 1 conn | p99 ms, 1 conn | 100-row rows/s, 16 conn "
-        "| peak RSS MB | cold start s | failed / requests |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| server | 1-row req/s, 16 conn | server CPU µs/req | p50 ms, 1 conn | p99 ms, 1 conn "
+        "| 100-row rows/s, 16 conn | server CPU µs/row | peak RSS MB | cold start s | failed / requests |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for model, times in (inproc or {}).items():
         lines.append(
-            f"| in-process predict_proba, {model} (1 thread) | {fmt(1 / times[1])} calls/s "
-            f"| {fmt(times[1] * 1000, 3)} | - | {fmt(BATCH / times[BATCH])} | - | - | - |"
+            f"| in-process predict_proba, {model} (1 thread) | {fmt(1 / times[1])} calls/s | {fmt(times[1] * 1e6)} "
+            f"| {fmt(times[1] * 1000, 3)} | - | {fmt(BATCH / times[BATCH])} | {fmt(times[BATCH] / BATCH * 1e6, 1)} "
+            "| - | - | - |"
         )
     for name, runs in results.items():
         if not runs:
             continue
-        m = {key: median([run[key] for run in runs]) for key in runs[0]}
+        m = {key: median([run[key] for run in runs]) for key in runs[0] if key != "errors"}
         failed, requests = sum(run["failed"] for run in runs), sum(run["requests"] for run in runs)
         lines.append(
-            f"| {targets[name].label} | {fmt(m['rps_c16'])} | {fmt(m['p50_ms_c1'], 2)} "
-            f"| {fmt(m['p99_ms_c1'], 2)} | {fmt(m['rows_per_s_batch'])} | {fmt(m['peak_rss_mb'])} "
-            f"| {fmt(m['cold_start_s'], 2)} | {failed:,} / {requests:,} |"
+            f"| {targets[name].label} | {fmt(m['rps_c16'])} | {fmt(m['server_cpu_us_per_request'])} "
+            f"| {fmt(m['p50_ms_c1'], 2)} | {fmt(m['p99_ms_c1'], 2)} | {fmt(m['rows_per_s_batch'])} "
+            f"| {fmt(m['server_cpu_us_per_row_batch'], 1)} | {fmt(m['peak_rss_mb'])} | {fmt(m['cold_start_s'], 2)} "
+            f"| {failed:,} / {requests:,} |"
         )
     return "\n".join(lines)
 
@@ -749,10 +844,22 @@ def ratios(results: dict[str, list[dict]], inproc: dict | None) -> str:
         lines.append(f"- shipped / bare FastAPI + uvicorn[standard]: {shipped / fastapi:.2f} (stretch >= 1)")
     if m("shipped-lr", "p99_ms_c1") is not None:
         lines.append(f"- shipped p99 at 1 connection: {m('shipped-lr', 'p99_ms_c1'):.2f} ms (target < 2 ms)")
+    for name in ("shipped-lr", "mlflow-shipped", "mlflow-best"):
+        if m(name, "max_ms_c1") is not None:
+            lines.append(
+                f"- {name} at 1 connection: p99.9 {m(name, 'p999_ms_c1'):.1f} ms, max {m(name, 'max_ms_c1'):.1f} ms "
+                "(a Nagle / delayed-ACK stall shows as about 40 ms or more)"
+            )
     batch = m("shipped-lr", "rows_per_s_batch")
     if batch and inproc:
         limit = BATCH / inproc["lr"][BATCH]
         lines.append(f"- shipped 100-row rows/s / in-process 100-row rows/s: {batch / limit:.2f} (target >= 0.5)")
+    cpu = {name: m(name, "server_cpu_us_per_request") for name in ("shipped-lr", "bare-flask-lr", "mlflow-best")}
+    if cpu["shipped-lr"] and cpu["bare-flask-lr"]:
+        others = ", ".join(f"{name} {value:,.0f} µs" for name, value in cpu.items() if value and name != "shipped-lr")
+        lines.append(
+            f"- server CPU per 1-row request (load-independent): shipped {cpu['shipped-lr']:,.0f} µs; {others}"
+        )
     hgb_shipped, hgb_bare = m("shipped-hgb", "rps_c16"), m("bare-flask-hgb", "rps_c16")
     if hgb_shipped and hgb_bare:
         lines.append(f"- HistGradientBoosting, shipped / bare Flask at 16 connections: {hgb_shipped / hgb_bare:.1f}")
@@ -773,12 +880,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-serving"), help="bake, venvs and logs")
-    parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run (default 3)")
+    parser.add_argument("--duration", type=int, default=2, help="seconds per wrk run (default 2)")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions; the table shows medians (default 3)")
     parser.add_argument("--targets", help="comma-separated subset of the servers (default: all)")
     parser.add_argument("--tune", action="store_true", help="compare gunicorn settings for the shipped service")
     parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow and FastAPI (no second venv)")
     parser.add_argument("--json", type=Path, help="also write every raw measurement here")
+    parser.add_argument("--profile", action="store_true", help="only profile the shipped service with py-spy")
     return parser.parse_args(argv)
 
 
@@ -799,7 +907,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not shutil.which("wrk"):
         raise SystemExit("ERROR: wrk is not installed: apt-get install -y wrk")
-    lab = prepare_lab(args.work.resolve(), with_mlflow=not (args.no_mlflow or args.tune))
+    lab = prepare_lab(args.work.resolve(), with_mlflow=not (args.no_mlflow or args.tune or args.profile))
+    if args.profile:
+        print(profile(lab, max(args.duration, 10)))
+        return 0
     targets = make_targets(lab, args.tune)
     if args.targets:
         targets = {name: targets[name] for name in args.targets.split(",")}
