@@ -20,6 +20,7 @@ EXPECTED_FILES = [
     ".dockerignore",
     ".github/dependabot.yml",
     ".github/scripts/github_api.py",
+    ".github/scripts/install_scikit_learn.py",
     ".github/scripts/project_command.py",
     ".github/scripts/registry-branch.sh",
     ".github/workflows/cd.yml",

@@ -222,6 +222,26 @@ def test_github_api_refuses_to_post_with_a_wrong_token(default_project, tmp_path
     assert done.returncode != 0 and "401" in done.stderr
 
 
+@pytest.mark.slow
+def test_install_scikit_learn_waits_for_a_first_deploy_and_names_a_missing_rollback_target(checked_project, tmp_path):
+    # the paths that install nothing; the act runs below cover the installs (production's, the new model's, and
+    # the restored model's version)
+    python = str(checked_project / ".tox" / "test" / "bin" / "python")
+    script = str(checked_project / ".github" / "scripts" / "install_scikit_learn.py")
+    env = {**os.environ, "SCIKIT_LEARN": ""}
+    first = subprocess.run([python, script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert (first.returncode, first.stdout) == (
+        0,
+        "no production model yet: keeping the scikit-learn the project installed\n",
+    )
+    nothing = subprocess.run(
+        [python, script, "previous"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert nothing.returncode == 1
+    assert nothing.stderr.startswith("error: production (None) replaced no earlier version"), nothing.stderr
+    assert len(nothing.stderr.splitlines()) == 1
+
+
 def registry_branch(clone: Path, *args: str) -> subprocess.CompletedProcess:
     """Run .github/scripts/registry-branch.sh in a clone, with a private git identity."""
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com"}
@@ -425,6 +445,11 @@ def deployments(checked_project, tmp_path_factory):
             print("\nact run times: " + ", ".join(f"{k} {v:.0f} s" for k, v in scenario.timings.items()))
 
 
+def sklearn_of(deployments, version: str) -> str:
+    """The scikit-learn version that saved a version on the registry branch."""
+    return json.loads(deployments.act.branch_file(f"models/{version}/metadata.json"))["sklearn_version"]
+
+
 def explain(run: ActRun) -> str:
     """The failing jobs and the end of act's log, as an assertion message."""
     return f"jobs: {run.jobs}\nlog: {run.log}\n" + run.text()[-6_000:]
@@ -445,6 +470,9 @@ def test_cd_deploys_the_first_model_and_records_it_on_the_registry_branch(deploy
         ("promote", "production", version),
     ]
     assert "staging" in run.text() and "rejected 11 bad requests with 4xx" in run.text()
+    # staging had no production model to match; the production job installed the new model's own scikit-learn
+    assert "no production model yet: keeping the scikit-learn the project installed" in run.text()
+    assert f"scikit-learn=={sklearn_of(deployments, version)}" in run.text()
 
 
 @pytest.mark.act
@@ -470,6 +498,7 @@ def test_ci_passes_a_harmless_change_and_comments_the_gate_report_once(deploymen
     }, explain(run)
     report = deployments.comment_after_ci_pass
     assert "AUC gate: PASSED" in report and deployments.production_after["first_deploy"] in report
+    assert f"scikit-learn=={sklearn_of(deployments, deployments.production_after['first_deploy'])}" in run.text()
     assert len(deployments.api.state.comments[7]) == 1
 
 
@@ -516,6 +545,7 @@ def test_rollback_restores_the_previous_version_and_retags_its_image(deployments
     last = json.loads(deployments.act.branch_file("history.jsonl").splitlines()[-1])
     assert (last["action"], last["from"], last["to"]) == ("rollback", retrained, first)
     assert deployments.act.branch_log()[0].startswith(f"rollback production: {retrained} -> {first}")
+    assert f"scikit-learn=={sklearn_of(deployments, first)}" in run.text()  # the restored model's own
     image = f"ghcr.io/{deployments.repo}"
     pushes = deployments.act.pushed_images()
     first_image = next(p["image"] for p in pushes if p["tag"] == f"{image}:{first}")

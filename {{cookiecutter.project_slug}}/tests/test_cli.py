@@ -167,6 +167,19 @@ def test_gate_compares_with_the_registered_production_model(project, model_dir, 
     assert f"| production | {model_dir.name} |" in out
 
 
+def test_gate_library_upgrade_leaves_out_a_production_model_saved_by_another_scikit_learn(
+    project, model_dir, second_model_dir, capsys
+):
+    assert run(capsys, "register", str(model_dir))[0] == 0
+    assert run(capsys, "promote", model_dir.name)[0] == 0
+    metadata_file = project / "registry" / "models" / model_dir.name / "metadata.json"
+    metadata_file.write_text(json.dumps({**json.loads(metadata_file.read_text()), "sklearn_version": "0.24.2"}))
+    code, out, _ = run(capsys, "gate", str(second_model_dir), "--out", "undeclared")
+    assert code == 2 and "--library-upgrade" in out
+    code, out, _ = run(capsys, "gate", str(second_model_dir), "--out", "declared", "--library-upgrade")
+    assert code == 0 and f"Production {model_dir.name} was not compared" in out
+
+
 def test_monitor_exits_1_when_a_retrain_is_due(project, model_dir, capsys):
     assert run(capsys, "monitor")[0] == 1  # no production model yet: one clear line
     assert run(capsys, "register", str(model_dir))[0] == 0

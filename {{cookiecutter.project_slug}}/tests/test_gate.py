@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+import sklearn
 
 from {{ cookiecutter.package_name }} import train
 from {{ cookiecutter.package_name }}.config import GateSettings
@@ -136,6 +137,44 @@ def test_the_gate_is_undecided_when_production_is_tampered_with(tmp_path, model_
     result = run_gate(model_dir, week0[1], production, gate_settings)
     assert (result.decision, result.exit_code) == ("undecided", 2)
     assert "sha256" in result.reasons[0]
+
+
+def saved_by_the_next_scikit_learn(model_dir, folder):
+    """A copy of ``model_dir`` whose metadata says the next scikit-learn minor version saved it."""
+    copy = shutil.copytree(model_dir, folder)
+    major, minor = (int(part) for part in sklearn.__version__.split(".")[:2])
+    metadata = json.loads((copy / "metadata.json").read_text())
+    (copy / "metadata.json").write_text(json.dumps({**metadata, "sklearn_version": f"{major}.{minor + 1}.0"}))
+    return copy, f"{major}.{minor + 1}.0"
+
+
+def test_a_production_model_from_another_scikit_learn_leaves_the_gate_undecided_with_both_ways_out(
+    tmp_path, model_dir, second_model_dir, week0, gate_settings
+):
+    production, saved = saved_by_the_next_scikit_learn(model_dir, tmp_path / "production")
+    result = run_gate(second_model_dir, week0[1], production, gate_settings)
+    assert (result.decision, result.exit_code) == ("undecided", 2)
+    assert f"install scikit-learn=={saved}" in result.reasons[0]
+    assert "--library-upgrade" in result.reasons[0]
+
+
+def test_a_declared_library_upgrade_decides_on_the_floor_alone_and_says_so(
+    tmp_path, model_dir, second_model_dir, week0, gate_settings
+):
+    production, _ = saved_by_the_next_scikit_learn(model_dir, tmp_path / "production")
+    result = run_gate(second_model_dir, week0[1], production, gate_settings, library_upgrade=True)
+    assert (result.decision, result.comparison, result.production_version) == ("pass", None, "production")
+    assert "Production production was not compared" in render_report(result)
+    floor = GateSettings(min_auc=0.99, max_auc_drop=0.01)
+    assert run_gate(second_model_dir, week0[1], production, floor, library_upgrade=True).decision == "blocked"
+
+
+def test_a_declared_library_upgrade_still_compares_a_production_model_that_loads(
+    unit_error_model, reference_model, week0, gate_settings
+):
+    result = run_gate(unit_error_model, week0[1], reference_model, gate_settings, library_upgrade=True)
+    assert (result.decision, result.note) == ("blocked", None)
+    assert "worse than production" in result.reasons[0]
 
 
 def test_write_outputs_writes_the_decision_the_report_and_the_roc_plot(

@@ -1,5 +1,6 @@
 """The local CD pipeline: stages in order, a failure stops it before production moves."""
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -104,6 +105,28 @@ def test_a_candidate_the_gate_blocks_never_reaches_the_registry(settings):
     assert run.registry.versions() == []
     assert run.registry.current("production") is None
     assert (run.candidate / "report.md").is_file()  # the report explains the block
+
+
+def test_after_a_scikit_learn_upgrade_only_a_declared_library_upgrade_deploys(settings):
+    first = new_run(settings)
+    assert run_pipeline(first, WITHOUT_SERVER) == 0
+    # as if production had been saved by the scikit-learn minor version before the one installed now
+    metadata_file = first.registry.folder(first.version) / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    major, minor = (int(part) for part in metadata["sklearn_version"].split(".")[:2])
+    metadata_file.write_text(json.dumps({**metadata, "sklearn_version": f"{major}.{minor - 1}.0"}))
+
+    undeclared = new_run(settings, week=1)
+    assert run_pipeline(undeclared, WITHOUT_SERVER) == 1
+    failure = next(line for line in undeclared.notes["said"] if line.startswith("FAILED"))
+    assert "gate_candidate" in failure and "--library-upgrade" in failure
+    assert undeclared.registry.current("production") == first.version
+
+    declared = new_run(settings, week=1)
+    declared.library_upgrade = True
+    assert run_pipeline(declared, WITHOUT_SERVER) == 0, "\n".join(declared.notes["said"])
+    assert declared.registry.current("production") == declared.version
+    assert "was not compared" in (declared.candidate / "report.md").read_text()
 
 
 def test_make_data_writes_the_weeks_files(settings):

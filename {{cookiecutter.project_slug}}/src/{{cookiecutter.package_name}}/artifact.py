@@ -26,6 +26,18 @@ class ArtifactError(Exception):
     """A model folder is missing, unreadable, tampered with, or from another scikit-learn."""
 
 
+class LibraryMismatch(ArtifactError):
+    """A model saved by another scikit-learn minor version: it loads only with the version that saved it."""
+
+    def __init__(self, folder: Path, saved: str, running: str) -> None:
+        """Name the folder and both versions, and say how to load it."""
+        self.saved, self.running = saved, running
+        super().__init__(
+            f"{folder} was saved by scikit-learn {saved}, this is {running}: "
+            f"install scikit-learn=={saved} to load it, or retrain it"
+        )
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A verified model ready to score rows given in its feature order."""
@@ -100,7 +112,7 @@ def verify(folder: Path) -> dict:
         raise ArtifactError(f"{model_file} does not match the sha256 in its metadata: refusing a tampered model")
     saved, running = str(metadata.get("sklearn_version")), sklearn.__version__
     if saved.split(".")[:2] != running.split(".")[:2]:
-        raise ArtifactError(f"{folder} was saved by scikit-learn {saved}, this is {running}: retrain it")
+        raise LibraryMismatch(folder, saved, running)
     return metadata
 
 

@@ -90,9 +90,8 @@ def cmd_gate(settings: Settings, args: argparse.Namespace) -> int:
     registry = Registry(settings.registry)
     production = registry.current("production")
     candidate = Path(args.candidate) if Path(args.candidate).is_dir() else registry.models / args.candidate
-    result = run_gate(
-        candidate, week_data(settings, args, 1), registry.models / production if production else None, gate
-    )
+    production_dir = registry.models / production if production else None
+    result = run_gate(candidate, week_data(settings, args, 1), production_dir, gate, args.library_upgrade)
     report = write_outputs(result, Path(args.out) if args.out else candidate if candidate.is_dir() else Path("gate"))
     print(report.read_text(), end="")
     return result.exit_code
@@ -209,7 +208,8 @@ def cmd_smoke_test(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_pipeline(settings: Settings, args: argparse.Namespace) -> int:
     """Run the local CD pipeline for a week."""
-    return pipeline.run_pipeline(pipeline.Run(settings, args.week, run_tests=not args.skip_tests))
+    run = pipeline.Run(settings, args.week, run_tests=not args.skip_tests, library_upgrade=args.library_upgrade)
+    return pipeline.run_pipeline(run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -228,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     data = (("--data",), {"help": "a CSV to use instead of the week's holdout"})
     model = (("model",), {"help": "a model folder or a registered version"})
     reason = (("--reason",), {"default": "manual", "help": "why, for the history"})
+    upgrade = (
+        ("--library-upgrade",),
+        {"action": "store_true", "help": "production was saved by another scikit-learn: the floor alone decides"},
+    )
     add("data", cmd_data, week)
     add(
         "train",
@@ -247,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
         (("--min-auc",), {"type": fraction, "help": "override the floor"}),
         (("--max-auc-drop",), {"type": fraction, "help": "override the non-inferiority margin"}),
         (("--out",), {"help": "where to write gate.json, report.md and roc.png (default: the candidate folder)"}),
+        upgrade,
     )
     add("register", cmd_register, (("model",), {"help": "a trained model folder"}))
     add(
@@ -288,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_pipeline,
         week,
         (("--skip-tests",), {"action": "store_true", "help": "do not run the unit tests first"}),
+        upgrade,
     )
     return parser
 

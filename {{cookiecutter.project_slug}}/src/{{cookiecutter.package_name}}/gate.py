@@ -28,6 +28,7 @@ class GateResult:
     candidate: AucEstimate | None = None
     comparison: AucComparison | None = None
     curves: dict = field(default_factory=dict, repr=False)
+    note: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -55,11 +56,27 @@ def decide(candidate: AucEstimate, comparison: AucComparison | None, settings: G
     return ("blocked" if reasons else "pass"), reasons
 
 
-def run_gate(candidate_dir: Path, holdout_csv: Path, production_dir: Path | None, settings: GateSettings) -> GateResult:
-    """Score candidate and production on the same holdout and decide; errors give 'undecided'."""
+def run_gate(
+    candidate_dir: Path,
+    holdout_csv: Path,
+    production_dir: Path | None,
+    settings: GateSettings,
+    library_upgrade: bool = False,
+) -> GateResult:
+    """Score candidate and production on the same holdout and decide; errors give 'undecided'.
+
+    With ``library_upgrade``, a production model saved by another scikit-learn minor version (which cannot be
+    loaded here) is left out and the floor alone decides; the report says so. Nothing else is skipped.
+    """
+    note = None if production_dir else "No production model yet: the floor alone decides (first deploy)."
     try:
         candidate = artifact.load(candidate_dir)
-        production = artifact.load(production_dir) if production_dir else None
+        production = _load_production(production_dir, library_upgrade)
+        if production_dir and production is None:
+            note = (
+                f"Production {production_dir.name} was not compared: it was saved by another scikit-learn minor "
+                "version (--library-upgrade), so the floor alone decides."
+            )
         holdout = read_csv(holdout_csv, candidate.features)
         candidate_scores = candidate.fraud_probability(holdout.X)
         estimate = auc_estimate(holdout.y, candidate_scores, settings.confidence)
@@ -71,16 +88,23 @@ def run_gate(candidate_dir: Path, holdout_csv: Path, production_dir: Path | None
     except (artifact.ArtifactError, DataError, ValueError) as error:
         return GateResult("undecided", [f"could not decide: {error}"], settings)
     decision, reasons = decide(estimate, comparison, settings)
+    production_version = production_dir.name if production_dir else None
     return GateResult(
-        decision,
-        reasons,
-        settings,
-        candidate.version,
-        production.version if production else None,
-        estimate,
-        comparison,
-        curves,
+        decision, reasons, settings, candidate.version, production_version, estimate, comparison, curves, note
     )
+
+
+def _load_production(folder: Path | None, library_upgrade: bool) -> artifact.LoadedModel | None:
+    """Production's model; None before the first deploy, or when an upgrade of scikit-learn is declared."""
+    if folder is None:
+        return None
+    try:
+        return artifact.load(folder)
+    except artifact.LibraryMismatch as mismatch:
+        if library_upgrade:
+            return None
+        hint = "for a deliberate upgrade of scikit-learn, gate with --library-upgrade: the floor alone decides"
+        raise artifact.ArtifactError(f"production: {mismatch} ({hint})") from None
 
 
 def _roc(y_true: np.ndarray, scores: np.ndarray) -> tuple[list[float], list[float]]:
@@ -121,8 +145,8 @@ def render_report(result: GateResult, plot: str | None = None) -> str:
                 "",
                 f"Difference {d.difference:+.4f}, one-sided {d.confidence:.0%} lower bound {d.lower_bound:+.4f}",
             ]
-        else:
-            lines += ["", "No production model yet: the floor alone decides (first deploy)."]
+        elif result.note:
+            lines += ["", result.note]
         lines.append(f"Holdout: {c.positives + c.negatives} rows, {c.positives} positives.")
     lines.append(f"Thresholds: min_auc = {s.min_auc}, max_auc_drop = {s.max_auc_drop}.")
     if plot:

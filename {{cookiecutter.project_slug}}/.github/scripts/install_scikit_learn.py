@@ -1,0 +1,50 @@
+"""Install the scikit-learn version that saved a registered model: a model loads only with its own minor version.
+
+    python .github/scripts/install_scikit_learn.py [production | previous | VERSION | FOLDER]
+
+`production` (the default) is the model the production pointer of ./registry names (nothing to do before the
+first deploy); `previous` is the version a rollback restores; VERSION a registered version; FOLDER a model
+folder. When the SCIKIT_LEARN environment variable is set, that version is installed instead: a deliberate
+upgrade (the gate then needs --library-upgrade, since production cannot be loaded by the new version).
+Without this, a new scikit-learn release on PyPI would leave every gate undecided and every rollback refused.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from {{ cookiecutter.package_name }}.registry import Registry, RegistryError
+
+
+def model_folder(which: str, registry: Registry) -> Path | None:
+    """The folder of the model named by ``which``; None when production is asked for and there is none yet."""
+    if which == "production":
+        current = registry.current("production")
+        return registry.folder(current) if current else None
+    if which == "previous":
+        return registry.folder(registry.previous_production())
+    return Path(which) if Path(which).is_dir() else registry.folder(which)
+
+
+def main(which: str) -> int:
+    """Install the wanted scikit-learn with pip; print what was installed, or one line saying why not."""
+    wanted = os.environ.get("SCIKIT_LEARN", "").strip()
+    if not wanted:
+        try:
+            folder = model_folder(which, Registry(Path(os.environ.get("MODEL_REGISTRY", "registry"))))
+        except RegistryError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        if folder is None:
+            print("no production model yet: keeping the scikit-learn the project installed")
+            return 0
+        wanted = json.loads((folder / "metadata.json").read_text())["sklearn_version"]
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", f"scikit-learn=={wanted}"], check=True)
+    print(f"scikit-learn=={wanted}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "production"))
