@@ -102,6 +102,21 @@ def read_json(path: Path) -> dict:
     return value
 
 
+def lineage(folder: Path) -> dict:
+    """A model folder's metadata and headline metrics as flat dotted keys ("parameters.seed"), for `diff`."""
+    flat: dict = {}
+
+    def walk(value, key: str) -> None:
+        if isinstance(value, dict):
+            for name, inner in value.items():
+                walk(inner, f"{key}.{name}" if key else name)
+        else:
+            flat[key] = value
+
+    walk({**read_json(folder / METADATA_FILE), "metrics": read_json(folder / METRICS_FILE)["holdout"]}, "")
+    return flat
+
+
 def verify(folder: Path) -> dict:
     """Check a model folder's sha256 and scikit-learn version; return its metadata."""
     metadata = read_json(folder / METADATA_FILE)

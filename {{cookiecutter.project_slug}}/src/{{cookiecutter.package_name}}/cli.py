@@ -137,29 +137,12 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_diff(settings: Settings, args: argparse.Namespace) -> int:
     """Show what changed between two versions: commit, data, parameters, libraries, metrics."""
-    a, b = (resolve(settings, v) for v in (args.a, args.b))
-    left, right = (_flatten({**artifact.read_json(f / artifact.METADATA_FILE), "metrics": _metrics(f)}) for f in (a, b))
+    left, right = (artifact.lineage(resolve(settings, version)) for version in (args.a, args.b))
     changed = [key for key in sorted(left.keys() | right.keys()) if left.get(key) != right.get(key)]
     for key in changed:
         print(f"{key}:\n  - {left.get(key)}\n  + {right.get(key)}")
     print(f"{len(changed)} field(s) differ")
     return 0
-
-
-def _metrics(folder: Path) -> dict:
-    """The headline metrics of a model folder (without the long training profile)."""
-    return artifact.read_json(folder / artifact.METRICS_FILE)["holdout"]
-
-
-def _flatten(data: dict, prefix: str = "") -> dict:
-    """Nested dicts to dotted keys, for a readable diff."""
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
 
 
 def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
@@ -213,88 +196,63 @@ def cmd_pipeline(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Every subcommand with its flags."""
+    """Every subcommand with its flags; flags that several subcommands share come from small parent parsers."""
     parser = Parser(prog=PROG, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    def add(name: str, function, *flags: tuple[tuple, dict]) -> None:
-        # argparse %-formats help strings: a docstring's "95%" would crash --help
-        sub = commands.add_parser(name, help=function.__doc__.replace("%", "%%"), description=function.__doc__)
-        for names, options in flags:
-            sub.add_argument(*names, **options)
-        sub.set_defaults(function=function)
+    def shared(*names: str, **options) -> argparse.ArgumentParser:
+        flag = argparse.ArgumentParser(add_help=False)
+        flag.add_argument(*names, **options)
+        return flag
 
-    week = (("--week",), {"type": int, "default": 0, "help": "week of synthetic data (default 0)"})
-    data = (("--data",), {"help": "a CSV to use instead of the week's holdout"})
-    model = (("model",), {"help": "a model folder or a registered version"})
-    reason = (("--reason",), {"default": "manual", "help": "why, for the history"})
-    upgrade = (
-        ("--library-upgrade",),
-        {"action": "store_true", "help": "production was saved by another scikit-learn: the floor alone decides"},
+    week = shared("--week", type=int, default=0, help="week of synthetic data (default 0)")
+    data = shared("--data", help="a CSV to use instead of the week's holdout")
+    reason = shared("--reason", default="manual", help="why, for the history")
+    upgrade = shared(
+        "--library-upgrade", action="store_true", help="production is from another scikit-learn: floor alone decides"
     )
-    add("data", cmd_data, week)
-    add(
-        "train",
-        cmd_train,
-        week,
-        (("--train",), {"help": "training CSV"}),
-        (("--holdout",), {"help": "holdout CSV"}),
-        (("--seed",), {"type": int, "help": "random seed (default from pyproject.toml)"}),
-    )
-    add("evaluate", cmd_evaluate, model, week, data)
-    add(
-        "gate",
-        cmd_gate,
-        (("candidate",), {"help": "candidate model folder or version"}),
-        week,
-        data,
-        (("--min-auc",), {"type": fraction, "help": "override the floor"}),
-        (("--max-auc-drop",), {"type": fraction, "help": "override the non-inferiority margin"}),
-        (("--out",), {"help": "where to write gate.json, report.md and roc.png (default: the candidate folder)"}),
-        upgrade,
-    )
-    add("register", cmd_register, (("model",), {"help": "a trained model folder"}))
-    add(
-        "promote",
-        cmd_promote,
-        (("version",), {}),
-        (("--stage",), {"choices": ["staging", "production"], "default": "production"}),
-        reason,
-    )
-    add(
-        "rollback",
-        cmd_rollback,
-        (("--to",), {"help": "version to restore (default: the one production replaced)"}),
-        reason,
-    )
-    add("history", cmd_history)
-    add("models", cmd_models)
-    add("diff", cmd_diff, (("a",), {"help": "older version or folder"}), (("b",), {"help": "newer version or folder"}))
-    add("monitor", cmd_monitor, week, data)
-    add(
-        "serve",
-        cmd_serve,
-        (("--host",), {"default": "127.0.0.1"}),
-        (("--port",), {"type": int, "default": 8000}),
-        (("--stage",), {"choices": ["staging", "production"], "default": "production"}),
-        (("--workers",), {"type": int}),
-    )
-    add(
-        "smoke-test",
-        cmd_smoke_test,
-        (("url",), {"help": "base URL of the running service, e.g. http://127.0.0.1:8080"}),
-        (("--version",), {"required": True, "help": "model version the service must answer with"}),
-        week,
-        data,
-        (("--wait",), {"type": float, "default": 90, "help": "seconds to wait for /ready (default 90)"}),
-    )
-    add(
-        "pipeline",
-        cmd_pipeline,
-        week,
-        (("--skip-tests",), {"action": "store_true", "help": "do not run the unit tests first"}),
-        upgrade,
-    )
+
+    def add(function, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        name = function.__name__.removeprefix("cmd_").replace("_", "-")
+        # argparse %-formats help strings: a docstring's "95%" would crash --help
+        help_text = function.__doc__.replace("%", "%%")
+        command = commands.add_parser(name, parents=parents, help=help_text, description=function.__doc__)
+        command.set_defaults(function=function)
+        return command
+
+    add(cmd_data, week)
+    train = add(cmd_train, week)
+    train.add_argument("--train", help="training CSV")
+    train.add_argument("--holdout", help="holdout CSV")
+    train.add_argument("--seed", type=int, help="random seed (default from pyproject.toml)")
+    add(cmd_evaluate, week, data).add_argument("model", help="a model folder or a registered version")
+    gate = add(cmd_gate, week, data, upgrade)
+    gate.add_argument("candidate", help="candidate model folder or version")
+    gate.add_argument("--min-auc", type=fraction, help="override the floor")
+    gate.add_argument("--max-auc-drop", type=fraction, help="override the non-inferiority margin")
+    gate.add_argument("--out", help="where to write gate.json, report.md and roc.png (default: the candidate folder)")
+    add(cmd_register).add_argument("model", help="a trained model folder")
+    promote = add(cmd_promote, reason)
+    promote.add_argument("version")
+    promote.add_argument("--stage", choices=["staging", "production"], default="production")
+    add(cmd_rollback, reason).add_argument("--to", help="version to restore (default: the one production replaced)")
+    add(cmd_history)
+    add(cmd_models)
+    diff = add(cmd_diff)
+    diff.add_argument("a", help="older version or folder")
+    diff.add_argument("b", help="newer version or folder")
+    add(cmd_monitor, week, data)
+    serve = add(cmd_serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--stage", choices=["staging", "production"], default="production")
+    serve.add_argument("--workers", type=int)
+    smoke = add(cmd_smoke_test, week, data)
+    smoke.add_argument("url", help="base URL of the running service, e.g. http://127.0.0.1:8080")
+    smoke.add_argument("--version", required=True, help="model version the service must answer with")
+    smoke.add_argument("--wait", type=float, default=90, help="seconds to wait for /ready (default 90)")
+    pipeline_command = add(cmd_pipeline, week, upgrade)
+    pipeline_command.add_argument("--skip-tests", action="store_true", help="do not run the unit tests first")
     return parser
 
 
