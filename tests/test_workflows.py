@@ -223,23 +223,30 @@ def test_github_api_refuses_to_post_with_a_wrong_token(default_project, tmp_path
 
 
 @pytest.mark.slow
-def test_install_scikit_learn_waits_for_a_first_deploy_and_names_a_missing_rollback_target(checked_project, tmp_path):
+def test_install_scikit_learn_waits_for_a_first_deploy_and_names_what_it_cannot_read(checked_project, tmp_path):
     # the paths that install nothing; the act runs below cover the installs (production's, the new model's, and
     # the restored model's version)
     python = str(checked_project / ".tox" / "test" / "bin" / "python")
     script = str(checked_project / ".github" / "scripts" / "install_scikit_learn.py")
-    env = {**os.environ, "SCIKIT_LEARN": ""}
-    first = subprocess.run([python, script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-    assert (first.returncode, first.stdout) == (
-        0,
-        "no production model yet: keeping the scikit-learn the project installed\n",
-    )
-    nothing = subprocess.run(
-        [python, script, "previous"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert nothing.returncode == 1
-    assert nothing.stderr.startswith("error: production (None) replaced no earlier version"), nothing.stderr
-    assert len(nothing.stderr.splitlines()) == 1
+
+    def install(*args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "SCIKIT_LEARN": ""}
+        return subprocess.run(
+            [python, script, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+
+    first = install()
+    assert (first.returncode, first.stdout) == (0, "no production model yet: keeping the scikit-learn it installed\n")
+    no_target = install("previous")
+    (tmp_path / "registry" / "models" / "v1").mkdir(parents=True)
+    (tmp_path / "registry" / "models" / "v1" / "metadata.json").write_text("{broken")
+    (tmp_path / "registry" / "stages").mkdir()
+    (tmp_path / "registry" / "stages" / "production").write_text("v1\n")
+    broken = install()
+    for failed, problem in [(no_target, "production (None) replaced no earlier version"), (broken, "Expecting")]:
+        assert failed.returncode == 1
+        assert failed.stderr.startswith("error: cannot tell which scikit-learn saved the model: "), failed.stderr
+        assert problem in failed.stderr and len(failed.stderr.splitlines()) == 1, failed.stderr
 
 
 def registry_branch(clone: Path, *args: str) -> subprocess.CompletedProcess:
@@ -471,7 +478,7 @@ def test_cd_deploys_the_first_model_and_records_it_on_the_registry_branch(deploy
     ]
     assert "staging" in run.text() and "rejected 11 bad requests with 4xx" in run.text()
     # staging had no production model to match; the production job installed the new model's own scikit-learn
-    assert "no production model yet: keeping the scikit-learn the project installed" in run.text()
+    assert "no production model yet: keeping the scikit-learn it installed" in run.text()
     assert f"scikit-learn=={sklearn_of(deployments, version)}" in run.text()
 
 

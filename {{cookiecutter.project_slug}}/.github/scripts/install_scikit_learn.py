@@ -34,14 +34,17 @@ def main(which: str) -> int:
     if not wanted:
         try:
             folder = model_folder(which, Registry(Path(os.environ.get("MODEL_REGISTRY", "registry"))))
-        except RegistryError as error:
-            print(f"error: {error}", file=sys.stderr)
+            if folder is None:
+                print("no production model yet: keeping the scikit-learn it installed")
+                return 0
+            wanted = json.loads((folder / "metadata.json").read_text())["sklearn_version"]
+        except (RegistryError, OSError, ValueError, KeyError) as error:
+            print(f"error: cannot tell which scikit-learn saved the model: {error!s}", file=sys.stderr)
             return 1
-        if folder is None:
-            print("no production model yet: keeping the scikit-learn the project installed")
-            return 0
-        wanted = json.loads((folder / "metadata.json").read_text())["sklearn_version"]
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", f"scikit-learn=={wanted}"], check=True)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", f"scikit-learn=={wanted}"])
+    if pip.returncode:
+        print(f"error: pip could not install scikit-learn=={wanted} (exit {pip.returncode})", file=sys.stderr)
+        return 1
     print(f"scikit-learn=={wanted}")
     return 0
 
