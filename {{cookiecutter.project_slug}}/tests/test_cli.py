@@ -69,8 +69,32 @@ def test_every_subcommand_has_its_own_help(capsys, name):
 
 @pytest.mark.parametrize(
     "args",
-    [["train", "--bogus"], ["data", "--week", "two"], [], ["promote", "v1", "--stage", "qa"]],
-    ids=["unknown flag", "bad value", "no subcommand", "bad choice"],
+    [
+        ["train", "--bogus"],
+        ["data", "--week", "two"],
+        [],
+        ["promote", "v1", "--stage", "qa"],
+        ["train", "--seed", "-1"],
+        ["serve", "--port", "99999"],
+        ["serve", "--workers", "0"],
+        ["gate", "v1", "--min-auc", "nan"],
+        ["smoke-test", "notaurl", "--version", "v1"],
+        ["smoke-test", "http://127.0.0.1:99999", "--version", "v1"],
+        ["smoke-test", "http://127.0.0.1:8080", "--version", "v1", "--wait", "-5"],
+    ],
+    ids=[
+        "unknown flag",
+        "bad value",
+        "no subcommand",
+        "bad choice",
+        "negative seed",
+        "port out of range",
+        "no workers",
+        "NaN floor",
+        "not a URL",
+        "URL port out of range",
+        "negative wait",
+    ],
 )
 def test_a_usage_error_is_one_line_on_stderr_and_exit_code_2(capsys, args):
     code, out, err = exits(capsys, *args)
@@ -138,6 +162,26 @@ def test_data_train_register_promote_history_models_diff_rollback_round_trip(pro
     assert actions == ["register", "promote", "register", "promote", "promote", "rollback"]
     assert "seed 1 looks odd" in out.splitlines()[-1]
     assert run(capsys, "rollback")[0] == 1  # the first deploy replaced nothing
+
+
+def test_data_with_one_class_only_is_one_clear_line(project, model_dir, week0, tmp_path, capsys):
+    assert run(capsys, "register", str(model_dir))[0] == 0
+    assert run(capsys, "promote", model_dir.name)[0] == 0
+    header, *rows = week0[1].read_text().splitlines()
+    one_class = tmp_path / "no-fraud.csv"
+    one_class.write_text("\n".join([header, *[row for row in rows if row.endswith(",0")]]) + "\n")
+    for command in (["evaluate", str(model_dir)], ["monitor"]):
+        code, _, err = run(capsys, *command, "--data", str(one_class))
+        assert code == 1, command
+        assert err.startswith(f"{PROG}: error: need at least 2 positive") and len(err.splitlines()) == 1, err
+
+
+def test_models_names_every_stage_a_version_holds(project, model_dir, capsys):
+    assert run(capsys, "register", str(model_dir))[0] == 0
+    assert run(capsys, "promote", model_dir.name, "--stage", "staging")[0] == 0
+    assert run(capsys, "promote", model_dir.name)[0] == 0
+    code, out, _ = run(capsys, "models")
+    assert code == 0 and out.rstrip().endswith("staging production")
 
 
 def test_evaluate_prints_the_auc_with_its_interval(project, model_dir, capsys):

@@ -71,3 +71,31 @@ def test_a_value_of_the_wrong_type_is_named(tmp_path, line, message):
 def test_a_gate_key_that_is_not_a_table_is_named(tmp_path):
     with pytest.raises(ConfigError, match="gate"):
         load_settings(write(tmp_path, "[tool.TABLE]\ngate = 0.9\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[tool.TABLE.gate]\nconfidence = 1.5\n", "confidence must be at least 0.5 and below 1, got 1.5"),
+        ("[tool.TABLE.gate]\nconfidence = 0\n", "confidence must be at least 0.5"),
+        ("[tool.TABLE.gate]\nmax_auc_drop = -0.5\n", "max_auc_drop must be at least 0 and below 0.5"),
+        ("[tool.TABLE.gate]\nmin_auc = 0.4\n", "min_auc must be above 0.5 and below 1"),
+        ("[tool.TABLE]\nseed = -1\n", "seed must be from 0 to 2\\*\\*32 - 1"),
+        ("[tool.TABLE]\ntrain_rows = 5\n", "train_rows must be at least 100"),
+        ("[tool.TABLE]\nmax_psi = 0\n", "max_psi must be above 0"),
+    ],
+    ids=["confidence-above-1", "confidence-0", "negative-drop", "floor-below-chance", "seed", "rows", "psi"],
+)
+def test_a_value_out_of_its_range_is_named_so_the_gate_cannot_fail_open(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("this is = = broken\n", "cannot read .*pyproject.toml"), ("[tool]\nTABLE = 5\n", "must be a table")],
+    ids=["not-toml", "not-a-table"],
+)
+def test_a_broken_pyproject_is_one_config_error(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, text))

@@ -129,8 +129,20 @@ def _set(tmp_path, column, value):
         ("card_present", "2", r"column card_present must lie in \[0, 1\]"),
         (LABEL, "2", rf"column {LABEL} must hold only 0 and 1"),
         (LABEL, "", r"line 3: expected 7 numeric values"),
+        (LABEL, "nan", rf"column {LABEL} must hold only 0 and 1"),
     ],
-    ids=["non-numeric", "negative", "above-maximum", "NaN", "infinity", "fraction", "bool-2", "label-2", "label-blank"],
+    ids=[
+        "non-numeric",
+        "negative",
+        "above-maximum",
+        "NaN",
+        "infinity",
+        "fraction",
+        "bool-2",
+        "label-2",
+        "label-blank",
+        "label-NaN",
+    ],
 )
 def test_read_csv_names_the_problem(tmp_path, column, value, message):
     with pytest.raises(DataError, match=message):
@@ -167,3 +179,12 @@ def test_read_csv_refuses_a_header_without_rows(tmp_path):
 def test_read_csv_names_a_missing_file(tmp_path):
     with pytest.raises(DataError, match="cannot read data file .*missing.csv"):
         read_csv(tmp_path / "missing.csv")
+
+
+def test_read_csv_takes_a_spreadsheets_byte_order_mark_and_blank_lines(tmp_path):
+    path, header, rows = _good_csv(tmp_path)
+    expected = read_csv(path)
+    lines = [",".join(row) for row in [header, *rows]]
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join([*lines[:5], "", *lines[5:], "", ""]).encode())
+    data = read_csv(path)
+    assert (data.X == expected.X).all() and (data.y == expected.y).all()

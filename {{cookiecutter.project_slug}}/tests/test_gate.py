@@ -76,6 +76,17 @@ def test_decide_passes_a_small_drop_whose_lower_bound_stays_within_the_margin(ga
     assert decide(estimate(0.9), comparison(-0.004, -0.009), gate_settings) == ("pass", [])
 
 
+def test_decide_blocks_when_the_bound_is_not_a_number(gate_settings):
+    decision, _ = decide(estimate(0.9), comparison(0.01, float("nan")), gate_settings)
+    assert decision == "blocked"
+
+
+def test_the_report_names_the_confidence_level_in_use(model_dir, second_model_dir, week0):
+    settings = GateSettings(min_auc=0.8, max_auc_drop=0.01, confidence=0.9)
+    text = render_report(run_gate(second_model_dir, week0[1], model_dir, settings))
+    assert "| model | version | AUC | 90% CI |" in text and "one-sided 90% lower bound" in text
+
+
 def test_decide_lists_every_broken_rule(gate_settings):
     decision, reasons = decide(estimate(0.7), comparison(-0.2, -0.25), gate_settings)
     assert (decision, len(reasons)) == ("blocked", 2)

@@ -3,7 +3,8 @@ def decide(candidate: AucEstimate, comparison: AucComparison | None, settings: G
     reasons = []
     if candidate.auc < settings.min_auc:
         reasons.append(f"AUC {candidate.auc:.4f} is below the floor min_auc = {settings.min_auc}")
-    if comparison is not None and comparison.lower_bound <= -settings.max_auc_drop:
+    # written so that a NaN bound blocks: the gate must fail closed
+    if comparison is not None and not comparison.lower_bound > -settings.max_auc_drop:
         reasons.append(
             f"AUC may be worse than production by more than max_auc_drop = {settings.max_auc_drop}: "
             f"difference {comparison.difference:+.4f}, "

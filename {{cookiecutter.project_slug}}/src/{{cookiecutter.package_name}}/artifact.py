@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,6 +21,8 @@ from .features import Feature
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
+REQUIRED = ("version", "features", "model_sha256", "train_data", "python_version", "sklearn_version", "skops_version")
+VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a folder name: no path separator, no dot first
 
 
 class ArtifactError(Exception):
@@ -118,8 +121,18 @@ def lineage(folder: Path) -> dict:
 
 
 def verify(folder: Path) -> dict:
-    """Check a model folder's sha256 and scikit-learn version; return its metadata."""
+    """Check a model folder: its metadata and metrics, the model's sha256 and scikit-learn version; return metadata."""
     metadata = read_json(folder / METADATA_FILE)
+    missing = [key for key in REQUIRED if key not in metadata]
+    if missing:
+        raise ArtifactError(f"{folder / METADATA_FILE} lacks {', '.join(missing)}")
+    if not VERSION_NAME.fullmatch(str(metadata["version"])):
+        raise ArtifactError(f"{folder / METADATA_FILE}: {metadata['version']!r} is not a version name")
+    try:
+        [Feature.from_dict(item) for item in metadata["features"]]
+    except (TypeError, ValueError, KeyError) as error:
+        raise ArtifactError(f"{folder / METADATA_FILE}: the feature list is broken: {error}") from None
+    read_json(folder / METRICS_FILE)
     model_file = folder / MODEL_FILE
     if not model_file.is_file():
         raise ArtifactError(f"{model_file} is missing")

@@ -8,10 +8,11 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from . import artifact, pipeline
-from .config import ConfigError, Settings, load_settings
-from .data import DataError, read_csv
+from .config import Settings, load_settings
+from .data import read_csv
 from .evaluate import auc_estimate
 from .gate import run_gate, write_outputs
 from .monitor import monitor
@@ -28,15 +29,31 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def fraction(text: str) -> float:
-    """An argparse type: a number between 0 and 1."""
+def number(kind: type, low: float, high: float):
+    """An argparse type: a ``kind`` (int or float) from ``low`` to ``high``."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not between {low} and {high}")
+        return value
+
+    return parse
+
+
+def http_url(text: str) -> str:
+    """An argparse type: an http:// URL with a host (and a valid port, if any)."""
+    parts = urlsplit(text)
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
-    return value
+        valid = parts.scheme == "http" and parts.hostname and parts.port != 0
+    except ValueError:  # a port out of range
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// URL such as http://127.0.0.1:8080")
+    return text
 
 
 def resolve(settings: Settings, model: str) -> Path:
@@ -128,10 +145,10 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     """List registered versions with their holdout AUC and stages."""
     registry = Registry(settings.registry)
-    stages = {registry.current(stage): stage for stage in ("staging", "production")}
+    stages = {stage: registry.current(stage) for stage in ("staging", "production")}
     for version in registry.versions():
         auc = artifact.read_json(registry.folder(version) / artifact.METRICS_FILE)["holdout"]["auc"]
-        print(f"{version}  AUC {auc:.4f}  {stages.get(version, '')}".rstrip())
+        print(f"{version}  AUC {auc:.4f}  {' '.join(s for s, v in stages.items() if v == version)}".rstrip())
     return 0
 
 
@@ -224,12 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     train = add(cmd_train, week)
     train.add_argument("--train", help="training CSV")
     train.add_argument("--holdout", help="holdout CSV")
-    train.add_argument("--seed", type=int, help="random seed (default from pyproject.toml)")
+    train.add_argument("--seed", type=number(int, 0, 2**32 - 1), help="random seed (default from pyproject.toml)")
     add(cmd_evaluate, week, data).add_argument("model", help="a model folder or a registered version")
     gate = add(cmd_gate, week, data, upgrade)
     gate.add_argument("candidate", help="candidate model folder or version")
-    gate.add_argument("--min-auc", type=fraction, help="override the floor")
-    gate.add_argument("--max-auc-drop", type=fraction, help="override the non-inferiority margin")
+    gate.add_argument("--min-auc", type=number(float, 0, 1), help="override the floor")
+    gate.add_argument("--max-auc-drop", type=number(float, 0, 1), help="override the non-inferiority margin")
     gate.add_argument("--out", help="where to write gate.json, report.md and roc.png (default: the candidate folder)")
     add(cmd_register).add_argument("model", help="a trained model folder")
     promote = add(cmd_promote, reason)
@@ -244,13 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     add(cmd_monitor, week, data)
     serve = add(cmd_serve)
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=number(int, 1, 65535), default=8000)
     serve.add_argument("--stage", choices=["staging", "production"], default="production")
-    serve.add_argument("--workers", type=int)
+    serve.add_argument("--workers", type=number(int, 1, 256), help="default: WEB_CONCURRENCY, else 2")
     smoke = add(cmd_smoke_test, week, data)
-    smoke.add_argument("url", help="base URL of the running service, e.g. http://127.0.0.1:8080")
+    smoke.add_argument("url", type=http_url, help="base URL of the running service, e.g. http://127.0.0.1:8080")
     smoke.add_argument("--version", required=True, help="model version the service must answer with")
-    smoke.add_argument("--wait", type=float, default=90, help="seconds to wait for /ready (default 90)")
+    smoke.add_argument("--wait", type=number(float, 0, 3600), default=90, help="seconds to wait for /ready (90)")
     pipeline_command = add(cmd_pipeline, week, upgrade)
     pipeline_command.add_argument("--skip-tests", action="store_true", help="do not run the unit tests first")
     return parser
@@ -261,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.function(load_settings(), args)
-    except (ConfigError, DataError, artifact.ArtifactError, RegistryError, OSError, KeyError) as error:
+    # ValueError covers the settings' ConfigError, the data's DataError and data a model cannot be scored on
+    except (artifact.ArtifactError, RegistryError, OSError, KeyError, ValueError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2 if args.command == "gate" else 1
 

@@ -42,12 +42,30 @@ class Settings:
     gate: GateSettings = field(default_factory=GateSettings)
 
 
+# the values each setting may take, checked after its type: a gate that accepts any confidence fails open
+LIMITS = {
+    "min_auc": (lambda v: 0.5 < v < 1, "above 0.5 and below 1"),
+    "max_auc_drop": (lambda v: 0 <= v < 0.5, "at least 0 and below 0.5"),
+    "confidence": (lambda v: 0.5 <= v < 1, "at least 0.5 and below 1"),
+    "max_psi": (lambda v: v > 0, "above 0"),
+    "seed": (lambda v: 0 <= v < 2**32, "from 0 to 2**32 - 1"),
+    "train_rows": (lambda v: v >= 100, "at least 100"),
+    "holdout_rows": (lambda v: v >= 100, "at least 100"),
+}
+
+
 def load_settings(pyproject: Path = Path("pyproject.toml")) -> Settings:
     """Read [tool.<package>] from pyproject.toml (if present); MODEL_REGISTRY overrides the registry."""
     table: dict = {}
     if pyproject.is_file():
-        with pyproject.open("rb") as file:
-            table = tomllib.load(file).get("tool", {}).get(TABLE, {})
+        try:
+            with pyproject.open("rb") as file:
+                tool = tomllib.load(file).get("tool", {})
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(f"cannot read {pyproject}: {error}") from None
+        table = tool.get(TABLE, {}) if isinstance(tool, dict) else tool
+    if not isinstance(table, dict):
+        raise ConfigError(f"[tool.{TABLE}] must be a table of settings, got {table!r}")
     gate = _build(GateSettings, table.pop("gate", {}), f"tool.{TABLE}.gate")
     settings = replace(_build(Settings, table, f"tool.{TABLE}"), gate=gate)
     if os.environ.get("MODEL_REGISTRY"):
@@ -72,5 +90,8 @@ def _build(cls: type, table: dict, where: str):
         if not isinstance(value, type(default)) or isinstance(value, bool):
             kind = "path" if isinstance(default, Path) else type(default).__name__
             raise ConfigError(f"[{where}] {key} must be a {kind}, got {value!r}")
+        allowed, text = LIMITS.get(key, (lambda v: True, ""))
+        if not allowed(value):
+            raise ConfigError(f"[{where}] {key} must be {text}, got {value!r}")
         values[key] = value
     return cls(**values)

@@ -99,10 +99,10 @@ def write_csv(path: Path, data: Dataset, features: tuple[Feature, ...] = FEATURE
 def read_csv(path: Path, features: tuple[Feature, ...] = FEATURES) -> Dataset:
     """Read and validate a CSV: every feature column and the label must be present and in range."""
     try:
-        with Path(path).open(newline="") as file:
+        with Path(path).open(newline="", encoding="utf-8-sig") as file:  # -sig: a spreadsheet's byte-order mark
             reader = csv.reader(file)
             header = next(reader, None)
-            rows = list(reader)
+            rows = [(line, row) for line, row in enumerate(reader, start=2) if row]  # skip blank lines
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"cannot read data file {path}: {error}") from None
     if header is None:
@@ -112,22 +112,22 @@ def read_csv(path: Path, features: tuple[Feature, ...] = FEATURES) -> Dataset:
         raise DataError(f"{path} is missing column(s) {', '.join(missing)}")
     columns = [header.index(name) for name in [*feature_names(features), LABEL]]
     values = np.empty((len(rows), len(columns)))
-    for line, row in enumerate(rows, start=2):
+    for index, (line, row) in enumerate(rows):
         try:
-            values[line - 2] = [float(row[i]) for i in columns]
+            values[index] = [float(row[i]) for i in columns]
         except (ValueError, IndexError):
             raise DataError(f"{path}, line {line}: expected {len(header)} numeric values") from None
     if not len(rows):
         raise DataError(f"{path} has a header but no rows")
+    if not np.isin(values[:, -1], (0, 1)).all():
+        raise DataError(f"{path}: column {LABEL} must hold only 0 and 1")
     data = Dataset(values[:, :-1], values[:, -1].astype(np.int8))
-    _check(path, data, values[:, -1], features)
+    _check(path, data, features)
     return data
 
 
-def _check(path: Path, data: Dataset, labels: np.ndarray, features: tuple[Feature, ...]) -> None:
+def _check(path: Path, data: Dataset, features: tuple[Feature, ...]) -> None:
     """Raise DataError naming the first column whose values break its declared range."""
-    if not np.isin(labels, (0, 1)).all():
-        raise DataError(f"{path}: column {LABEL} must hold only 0 and 1")
     for column, feature in zip(data.X.T, features, strict=True):
         low, high = (0, 1) if feature.kind == "bool" else (feature.minimum, feature.maximum)
         if not np.isfinite(column).all():

@@ -47,7 +47,8 @@ def decide(candidate: AucEstimate, comparison: AucComparison | None, settings: G
     reasons = []
     if candidate.auc < settings.min_auc:
         reasons.append(f"AUC {candidate.auc:.4f} is below the floor min_auc = {settings.min_auc}")
-    if comparison is not None and comparison.lower_bound <= -settings.max_auc_drop:
+    # written so that a NaN bound blocks: the gate must fail closed
+    if comparison is not None and not comparison.lower_bound > -settings.max_auc_drop:
         reasons.append(
             f"AUC may be worse than production by more than max_auc_drop = {settings.max_auc_drop}: "
             f"difference {comparison.difference:+.4f}, "
@@ -134,7 +135,7 @@ def render_report(result: GateResult, plot: str | None = None) -> str:
     lines += [f"- {reason}" for reason in result.reasons] or ["- every rule holds"]
     if result.candidate:
         c = result.candidate
-        lines += ["", "| model | version | AUC | 95% CI |", "|---|---|---|---|"]
+        lines += ["", f"| model | version | AUC | {c.confidence:.0%} CI |", "|---|---|---|---|"]
         lines.append(f"| candidate | {result.candidate_version} | {c.auc:.4f} | {c.ci_low:.4f} to {c.ci_high:.4f} |")
         if result.comparison:
             p, d = result.comparison.baseline, result.comparison

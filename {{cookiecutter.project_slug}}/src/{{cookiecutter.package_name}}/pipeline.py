@@ -229,7 +229,10 @@ def call(url: str, body: bytes | None = None, content_type: str = "application/j
             connection.request("GET" if body is None else "POST", parts.path, body, {"Content-Type": content_type})
         response = connection.getresponse()
         text = response.read()
-        return response.status, json.loads(text) if text.strip() else {}
+        try:
+            return response.status, json.loads(text) if text.strip() else {}
+        except ValueError:  # not JSON: keep the start of it for the message
+            return response.status, {"body": text[:200].decode(errors="replace")}
     finally:
         connection.close()
 

@@ -15,6 +15,7 @@ from filelock import FileLock
 from . import artifact
 
 STAGES = ("staging", "production")
+HISTORY_KEYS = {"time", "user", "action", "stage", "from", "to", "reason"}
 
 
 class RegistryError(Exception):
@@ -72,13 +73,29 @@ class Registry:
             return (self.stages / stage).read_text().strip() or None
         except FileNotFoundError:
             return None
+        except UnicodeDecodeError:
+            raise RegistryError(f"{self.stages / stage} does not hold a version name") from None
 
     def history(self) -> list[dict]:
         """Every registration, promotion and rollback, oldest first."""
         if not self.history_file.is_file():
             return []
-        lines = self.history_file.read_text().split("\n")
-        return [json.loads(line) for line in lines[:-1] if line]  # an unterminated tail was never committed
+        try:
+            lines = self.history_file.read_text().split("\n")
+        except UnicodeDecodeError:
+            raise RegistryError(f"{self.history_file} is not text: restore it from a backup") from None
+        entries = []
+        for number, line in enumerate(lines[:-1], start=1):  # an unterminated tail was never committed
+            if not line:
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                entry = None
+            if not (isinstance(entry, dict) and entry.keys() >= HISTORY_KEYS):
+                raise RegistryError(f"{self.history_file}, line {number} is not a history entry: {line[:80]!r}")
+            entries.append(entry)
+        return entries
 
     def register(self, source: Path, reason: str = "trained") -> str:
         """Copy a verified model folder into the registry; return its version."""
@@ -87,9 +104,13 @@ class Registry:
             if version in self.versions():
                 raise RegistryError(f"version {version} is already registered")
             incoming = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.models))
-            shutil.copytree(source, incoming, dirs_exist_ok=True)
-            artifact.verify(incoming)
-            incoming.rename(self.models / version)
+            try:
+                shutil.copytree(source, incoming, dirs_exist_ok=True)
+                artifact.verify(incoming)
+                incoming.rename(self.models / version)
+            except BaseException:
+                shutil.rmtree(incoming, ignore_errors=True)
+                raise
             self._record("register", None, None, version, reason)
         return version
 
@@ -97,6 +118,7 @@ class Registry:
         """Point a stage at a verified version; return the version it pointed at before."""
         self._check_stage(stage)
         with self._lock():
+            self.repair()  # finish a move a crash left half done, so "previous" means what the history says
             artifact.verify(self.folder(version))
             previous = self.current(stage)
             self._record(action, stage, previous, version, reason)
@@ -106,6 +128,7 @@ class Registry:
     def rollback(self, to: str | None = None, reason: str = "manual rollback") -> tuple[str | None, str]:
         """Move production back to ``to`` or to the version it replaced; return (from, to)."""
         with self._lock():
+            self.repair()
             target = to or self.previous_production()
             previous = self.promote(target, "production", reason, action="rollback")
         return previous, target
@@ -115,6 +138,8 @@ class Registry:
         current = self.current("production")
         for entry in reversed(self.history()):
             if entry["action"] == "promote" and entry["stage"] == "production" and entry["to"] == current:
+                if entry["from"] == current:  # promoted again while already in production: look further back
+                    continue
                 if entry["from"]:
                     return entry["from"]
                 break
