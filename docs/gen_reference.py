@@ -80,7 +80,7 @@ FACTS_CODE = """
 import argparse, contextlib, dataclasses, io, json
 from pathlib import Path
 from {package}.cli import build_parser, main
-from {package}.config import GateSettings, Settings
+from {package}.config import LIMITS, GateSettings, Settings
 from {package}.service import create_app
 
 parser = build_parser()
@@ -92,7 +92,8 @@ def describe(cls, prefix):
     for f in dataclasses.fields(cls):
         if f.name != "gate":
             default = getattr(cls(), f.name)
-            rows.append([prefix + f.name, str(f.type), str(default) if isinstance(default, Path) else default])
+            allowed = LIMITS[f.name][1] if f.name in LIMITS else "any"
+            rows.append([prefix + f.name, str(f.type), str(default) if isinstance(default, Path) else default, allowed])
     return rows
 
 # a model in production, deployed with the CLI, so that /openapi.json describes a served model
@@ -270,8 +271,11 @@ def config_page(facts: dict, project: Path, package: str) -> str:
     if undocumented:
         raise SystemExit(f"docs/gen_reference.py: describe the new config key(s) in CONFIG_HELP: {undocumented}")
     keys = table(
-        ["key", "type", "default", "meaning"],
-        [[f"`{key}`", f"`{kind}`", f"`{json.dumps(default)}`", CONFIG_HELP[key]] for key, kind, default in rows],
+        ["key", "type", "default", "allowed", "meaning"],
+        [
+            [f"`{key}`", f"`{kind}`", f"`{json.dumps(default)}`", allowed, CONFIG_HELP[key]]
+            for key, kind, default, allowed in rows
+        ],
     )
     pyproject = (project / "pyproject.toml").read_text()
     table_text = re.search(rf"^# .*\n\[tool\.{package}\]\n.*?(?=\n\[tool\.(?!{package}))", pyproject, re.S | re.M)

@@ -80,7 +80,7 @@ def test_a_gate_key_that_is_not_a_table_is_named(tmp_path):
         ("[tool.TABLE.gate]\nconfidence = 0\n", "confidence must be at least 0.5"),
         ("[tool.TABLE.gate]\nmax_auc_drop = -0.5\n", "max_auc_drop must be at least 0 and below 0.5"),
         ("[tool.TABLE.gate]\nmin_auc = 0.4\n", "min_auc must be above 0.5 and below 1"),
-        ("[tool.TABLE]\nseed = -1\n", "seed must be from 0 to 2\\*\\*32 - 1"),
+        ("[tool.TABLE]\nseed = -1\n", "seed must be from 0 to 2\\^32 - 1"),
         ("[tool.TABLE]\ntrain_rows = 5\n", "train_rows must be at least 100"),
         ("[tool.TABLE]\nmax_psi = 0\n", "max_psi must be above 0"),
     ],

@@ -48,7 +48,7 @@ LIMITS = {
     "max_auc_drop": (lambda v: 0 <= v < 0.5, "at least 0 and below 0.5"),
     "confidence": (lambda v: 0.5 <= v < 1, "at least 0.5 and below 1"),
     "max_psi": (lambda v: v > 0, "above 0"),
-    "seed": (lambda v: 0 <= v < 2**32, "from 0 to 2**32 - 1"),
+    "seed": (lambda v: 0 <= v < 2**32, "from 0 to 2^32 - 1"),
     "train_rows": (lambda v: v >= 100, "at least 100"),
     "holdout_rows": (lambda v: v >= 100, "at least 100"),
 }
