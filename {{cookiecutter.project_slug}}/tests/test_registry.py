@@ -193,6 +193,68 @@ def test_the_next_promotion_or_rollback_finishes_a_crashed_one_first(registry, m
     assert registry.current("production") == "v2"
 
 
+def test_rollback_skips_a_promotion_of_the_version_already_in_production(registry):
+    for version in ("v1", "v2", "v2"):
+        registry.promote(version, "production")
+    assert registry.rollback() == ("v2", "v1")
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [("{broken", "line 2 is not a history entry"), ("[1, 2]", "line 2 is not a history entry")],
+    ids=["not-json", "not-an-entry"],
+)
+def test_a_broken_history_line_is_named(registry, line, problem):
+    registry.promote("v1", "production")
+    lines = registry.history_file.read_text().splitlines()
+    registry.history_file.write_text("\n".join([lines[0], line, *lines[1:]]) + "\n")
+    with pytest.raises(RegistryError, match=problem):
+        registry.history()
+    with pytest.raises(RegistryError, match=problem):
+        registry.rollback()
+
+
+def test_a_history_or_pointer_that_is_not_text_is_named(registry):
+    registry.promote("v1", "production")
+    (registry.stages / "production").write_bytes(b"\x00\xff")
+    with pytest.raises(RegistryError, match="does not hold a version name"):
+        registry.current("production")
+    registry.history_file.write_bytes(b"\xff\xfe\n")
+    with pytest.raises(RegistryError, match="is not text"):
+        registry.history()
+
+
+@pytest.mark.parametrize("version", ["../escaped", ".hidden", "a/b", "", "two\nlines"])
+def test_a_version_name_that_is_not_a_plain_folder_name_is_refused(tmp_path, registry, model_dir, version):
+    folder = shutil.copytree(model_dir, tmp_path / "odd")
+    metadata = json.loads((folder / artifact.METADATA_FILE).read_text())
+    (folder / artifact.METADATA_FILE).write_text(json.dumps({**metadata, "version": version}))
+    before = sorted(path.name for path in registry.root.rglob("*"))
+    with pytest.raises(ArtifactError, match="is not a version name"):
+        registry.register(folder)
+    assert sorted(path.name for path in registry.root.rglob("*")) == before
+
+
+def test_a_model_folder_the_service_could_not_serve_is_refused_at_registration(tmp_path, registry, model_dir):
+    def broken(name, metadata_changes=None, drop=None):
+        folder = shutil.copytree(model_dir, tmp_path / name)
+        metadata = json.loads((folder / artifact.METADATA_FILE).read_text())
+        metadata = {k: v for k, v in {**metadata, **(metadata_changes or {})}.items() if k != drop}
+        (folder / artifact.METADATA_FILE).write_text(json.dumps(metadata))
+        return folder
+
+    no_metrics = broken("no-metrics")
+    (no_metrics / artifact.METRICS_FILE).unlink()
+    for folder, message in [
+        (no_metrics, "metrics.json"),
+        (broken("no-features", drop="features"), "lacks features"),
+        (broken("bad-features", {"features": [{"name": "x"}]}), "the feature list is broken"),
+        (broken("no-features-list", {"features": "abc"}), "the feature list is broken"),
+    ]:
+        with pytest.raises(ArtifactError, match=message):
+            registry.register(folder)
+
+
 def test_repair_leaves_a_consistent_registry_alone(registry):
     registry.promote("v1", "production")
     registry.promote("v2", "staging")
