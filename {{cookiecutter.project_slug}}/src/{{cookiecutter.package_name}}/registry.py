@@ -114,24 +114,27 @@ class Registry:
             self._record("register", None, None, version, reason)
         return version
 
-    def promote(self, version: str, stage: str, reason: str = "manual", action: str = "promote") -> str | None:
+    def promote(self, version: str, stage: str, reason: str = "manual") -> str | None:
         """Point a stage at a verified version; return the version it pointed at before."""
         self._check_stage(stage)
         with self._lock():
-            self.repair()  # finish a move a crash left half done, so "previous" means what the history says
-            artifact.verify(self.folder(version))
-            previous = self.current(stage)
-            self._record(action, stage, previous, version, reason)
-            atomic_write(self.stages / stage, version + "\n")
-        return previous
+            self.repair()  # finish a move a crash left half done, so the history and the pointers agree
+            return self._move(version, stage, reason, "promote")
 
     def rollback(self, to: str | None = None, reason: str = "manual rollback") -> tuple[str | None, str]:
         """Move production back to ``to`` or to the version it replaced; return (from, to)."""
         with self._lock():
-            self.repair()
+            self.repair()  # as in promote: "the version it replaced" is read from the history
             target = to or self.previous_production()
-            previous = self.promote(target, "production", reason, action="rollback")
-        return previous, target
+            return self._move(target, "production", reason, "rollback"), target
+
+    def _move(self, version: str, stage: str, reason: str, action: str) -> str | None:
+        """Verify ``version``, record the move, then point ``stage`` at it (the lock held); return the old version."""
+        artifact.verify(self.folder(version))
+        previous = self.current(stage)
+        self._record(action, stage, previous, version, reason)
+        atomic_write(self.stages / stage, version + "\n")
+        return previous
 
     def previous_production(self) -> str:
         """The production version that the current one replaced (rollbacks unwind promotions)."""
