@@ -2,7 +2,7 @@
 
     python .github/scripts/install_scikit_learn.py [production | previous | VERSION | FOLDER]
 
-`production` (the default) is the model the production pointer of ./registry names (nothing to do before the
+`production` (the default) is the model the production pointer of the project's registry names (nothing to do before the
 first deploy); `previous` is the version a rollback restores; VERSION a registered version; FOLDER a model
 folder. When the SCIKIT_LEARN environment variable is set, that version is installed instead: a deliberate
 upgrade (the gate then needs --library-upgrade, since production cannot be loaded by the new version).
@@ -15,17 +15,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+from {{ cookiecutter.package_name }}.cli import resolve
+from {{ cookiecutter.package_name }}.config import Settings, load_settings
 from {{ cookiecutter.package_name }}.registry import Registry, RegistryError
 
 
-def model_folder(which: str, registry: Registry) -> Path | None:
+def model_folder(which: str, settings: Settings) -> Path | None:
     """The folder of the model named by ``which``; None when production is asked for and there is none yet."""
+    registry = Registry(settings.registry)
     if which == "production":
         current = registry.current("production")
         return registry.folder(current) if current else None
-    if which == "previous":
-        return registry.folder(registry.previous_production())
-    return Path(which) if Path(which).is_dir() else registry.folder(which)
+    return resolve(settings, registry.previous_production() if which == "previous" else which)
 
 
 def main(which: str) -> int:
@@ -33,7 +34,7 @@ def main(which: str) -> int:
     wanted = os.environ.get("SCIKIT_LEARN", "").strip()
     if not wanted:
         try:
-            folder = model_folder(which, Registry(Path(os.environ.get("MODEL_REGISTRY", "registry"))))
+            folder = model_folder(which, load_settings())
             if folder is None:
                 print("no production model yet: keeping the scikit-learn it installed")
                 return 0
