@@ -9,11 +9,13 @@ PACKAGE_NAME = "{{ cookiecutter.package_name }}"
 PYTHON_VERSION = "{{ cookiecutter.python_version }}"
 MIN_AUC = "{{ cookiecutter.min_auc }}"
 MAX_AUC_DROP = "{{ cookiecutter.max_auc_drop }}"
+TARGET = "{{ cookiecutter.target }}"
+RECORD_NAME = "{{ cookiecutter.record_name }}"
 
 SUPPORTED_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 
 
-def problems(slug, package, python, min_auc, max_auc_drop):
+def problems(slug, package, python, min_auc, max_auc_drop, target="fraud", record_name="transaction"):
     """Return one message per invalid answer (empty when all are valid)."""
     found = []
     if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", slug):
@@ -24,6 +26,10 @@ def problems(slug, package, python, min_auc, max_auc_drop):
         found.append(f"package_name {package!r} is a Python keyword or standard-library module; pick another name")
     if python not in SUPPORTED_PYTHONS:
         found.append(f"python_version {python!r} is not supported; choose one of {', '.join(SUPPORTED_PYTHONS)}")
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", target):
+        found.append(f"target {target!r} must be one lowercase word (letters, digits, _), e.g. fraud or churn")
+    if not re.fullmatch(r"[a-z][a-z ]{0,39}", record_name) or record_name.endswith(" "):
+        found.append(f"record_name {record_name!r} must be lowercase words, e.g. transaction or customer")
     found += _number("min_auc", min_auc, lambda x: 0.5 < x < 1, "strictly between 0.5 and 1, e.g. 0.85")
     found += _number("max_auc_drop", max_auc_drop, lambda x: 0 <= x < 0.5, "at least 0 and below 0.5, e.g. 0.01")
     return found
@@ -40,7 +46,7 @@ def _number(name, text, valid, expected):
 
 def main():
     """Exit 1 with the first problem found."""
-    found = problems(PROJECT_SLUG, PACKAGE_NAME, PYTHON_VERSION, MIN_AUC, MAX_AUC_DROP)
+    found = problems(PROJECT_SLUG, PACKAGE_NAME, PYTHON_VERSION, MIN_AUC, MAX_AUC_DROP, TARGET, RECORD_NAME)
     if found:
         print(f"ERROR: {found[0]}", file=sys.stderr)
         sys.exit(1)

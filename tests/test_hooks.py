@@ -42,6 +42,10 @@ def test_hook_accepts_the_defaults():
         ({"package": "fraud-detector"}, "package_name"),
         ({"slug": "fraud--detector"}, "project_slug"),
         ({"slug": "-fraud"}, "project_slug"),
+        ({"target": "Fraud Risk"}, "target"),
+        ({"target": "churn"}, None),
+        ({"record_name": "customer account"}, None),
+        ({"record_name": 'row"; import os'}, "record_name"),
     ],
 )
 def test_hook_checks_each_answer(change, key):

@@ -37,7 +37,7 @@ def replace_model(folder, estimator):
 def test_a_saved_model_loads_and_scores_like_the_trained_one(model_dir, week0):
     model = artifact.load(model_dir)
     holdout = read_csv(week0[1])
-    probabilities = model.fraud_probability(holdout.X)
+    probabilities = model.probability(holdout.X)
     assert probabilities.shape == (len(holdout.y),)
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
     assert model.version == model_dir.name

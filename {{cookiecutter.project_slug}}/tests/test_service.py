@@ -81,7 +81,7 @@ def test_predict_scores_one_transaction(client, model_dir):
     assert response.status_code == 200
     body = response.get_json()
     assert body["model_version"] == response.headers["X-Model-Version"] == model_dir.name
-    expected = artifact.load(model_dir).fraud_probability([[float(VALID[name]) for name in feature_names()]])[0]
+    expected = artifact.load(model_dir).probability([[float(VALID[name]) for name in feature_names()]])[0]
     assert body["fraud_probability"] == pytest.approx(expected, abs=1e-6)
 
 

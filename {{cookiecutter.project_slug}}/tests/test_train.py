@@ -18,7 +18,7 @@ def test_training_is_deterministic_for_a_seed(tmp_path, week0):
     again, _ = train(*week0, tmp_path / "again", seed=3)
     holdout = read_csv(week0[1])
     assert np.array_equal(
-        artifact.load(first).fraud_probability(holdout.X), artifact.load(again).fraud_probability(holdout.X)
+        artifact.load(first).probability(holdout.X), artifact.load(again).probability(holdout.X)
     )
 
 

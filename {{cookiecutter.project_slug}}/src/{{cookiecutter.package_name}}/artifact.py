@@ -58,8 +58,8 @@ class LoadedModel:
         """The features the model was trained on, in input order."""
         return tuple(Feature.from_dict(item) for item in self.metadata["features"])
 
-    def fraud_probability(self, X: np.ndarray) -> np.ndarray:
-        """Probability of fraud for each row of ``X``."""
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        """Probability of the positive class (the label 1) for each row of ``X``."""
         return self.estimator.predict_proba(X)[:, 1]
 
 

@@ -96,7 +96,7 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     """Print a model's AUC with its 95% confidence interval on a data set."""
     model = artifact.load(resolve(settings, args.model))
     data = read_csv(week_data(settings, args, 1), model.features)
-    print(json.dumps(auc_estimate(data.y, model.fraud_probability(data.X)).to_dict(), indent=2))
+    print(json.dumps(auc_estimate(data.y, model.probability(data.X)).to_dict(), indent=2))
     return 0
 
 

@@ -28,6 +28,11 @@ class Feature:
         return cls(**data)
 
 
+# what the model predicts and what one input row is called, from the prompts: the API answers
+# "<TARGET>_probability", and its schema and error messages name a RECORD
+TARGET = "{{ cookiecutter.target }}"
+RECORD = "{{ cookiecutter.record_name }}"
+
 # ----------------------------------------------------------------------------
 # EDIT HERE: your own data. List your CSV's numeric columns and name its 0/1
 # label column; the API schema, validation, training and docs all follow.

@@ -79,11 +79,11 @@ def run_gate(
                 "version (--library-upgrade), so the floor alone decides."
             )
         holdout = read_csv(holdout_csv, candidate.features)
-        candidate_scores = candidate.fraud_probability(holdout.X)
+        candidate_scores = candidate.probability(holdout.X)
         estimate = auc_estimate(holdout.y, candidate_scores, settings.confidence)
         comparison, curves = None, {"candidate": _roc(holdout.y, candidate_scores)}
         if production:
-            production_scores = production.fraud_probability(read_csv(holdout_csv, production.features).X)
+            production_scores = production.probability(read_csv(holdout_csv, production.features).X)
             comparison = compare_aucs(holdout.y, candidate_scores, production_scores, settings.confidence)
             curves["production"] = _roc(holdout.y, production_scores)
     except (artifact.ArtifactError, DataError, ValueError) as error:

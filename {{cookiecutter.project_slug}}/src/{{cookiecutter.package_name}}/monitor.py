@@ -39,7 +39,7 @@ class MonitorReport:
 
 def monitor(model: LoadedModel, profile: dict, data: Dataset, min_auc: float, max_psi: float) -> MonitorReport:
     """Score the model on labelled data and compare each feature with its training profile."""
-    estimate = auc_estimate(data.y, model.fraud_probability(data.X))
+    estimate = auc_estimate(data.y, model.probability(data.X))
     psi = {
         f.name: population_stability(profile[f.name], column)
         for f, column in zip(model.features, data.X.T, strict=True)

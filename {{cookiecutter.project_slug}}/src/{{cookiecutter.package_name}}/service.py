@@ -17,10 +17,12 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, create_mod
 from werkzeug.exceptions import HTTPException
 
 from . import artifact
-from .features import Feature
+from .features import RECORD, TARGET, Feature
 from .registry import Registry, RegistryError
 
 TYPES = {"float": float, "int": int, "bool": bool}
+SCHEMA = RECORD.title().replace(" ", "")  # the request schema's name in /openapi.json
+ANSWER = f"{TARGET}_probability"  # the response field
 MAX_BATCH = 1_000  # rows per request
 MAX_BODY_BYTES = 1024 * 1024  # larger bodies get 413
 
@@ -33,7 +35,7 @@ def transaction_model(features: tuple[Feature, ...]) -> type:
     # NaN and infinity are refused for the whole model: set here rather than per field, pydantic-core checks
     # it natively instead of calling a Python validator on every number (40% faster on a 100-row batch)
     config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-    return create_model("Transaction", __config__=config, **fields)
+    return create_model(SCHEMA, __config__=config, **fields)
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.post("/predict")
     def predict():
-        """Score one transaction object or a list of them."""
+        """Score one row object or a list of them."""
         serving = slot.get()
         if serving is None:
             return error(503, "no verified model is loaded", [])
@@ -169,10 +171,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         except ValidationError as invalid:
             return validation_error(invalid)
         rows = rows if batch else [rows]
-        probabilities = serving.model.fraud_probability(serving.matrix(rows)).round(6).tolist()
+        probabilities = serving.model.probability(serving.matrix(rows)).round(6).tolist()
         response = jsonify(
             model_version=serving.model.version,
-            fraud_probability=probabilities if batch else probabilities[0],
+            **{ANSWER: probabilities if batch else probabilities[0]},
         )
         response.headers["X-Model-Version"] = serving.model.version
         return response
@@ -208,12 +210,12 @@ def validation_error(invalid: ValidationError) -> tuple[Response, int]:
         {"field": ".".join(str(part) for part in problem["loc"]) or "body", "message": problem["msg"]}
         for problem in problems
     ]
-    return error(422, "invalid transaction", details)
+    return error(422, f"invalid {RECORD}", details)
 
 
 def openapi_document(transaction: dict, max_batch: int) -> dict:
     """An OpenAPI 3.1 document for the four endpoints."""
-    ref = {"$ref": "#/components/schemas/Transaction"}
+    ref = {"$ref": f"#/components/schemas/{SCHEMA}"}
     body = {"oneOf": [ref, {"type": "array", "items": ref, "minItems": 1, "maxItems": max_batch}]}
     errors = {str(code): {"description": text} for code, text in _ERRORS.items()}
     return {
@@ -223,12 +225,12 @@ def openapi_document(transaction: dict, max_batch: int) -> dict:
             "/predict": {
                 "post": {
                     "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-                    "responses": {"200": {"description": "fraud probability per row and the model version"}, **errors},
+                    "responses": {"200": {"description": f"{ANSWER} per row and the model version"}, **errors},
                 }
             },
             **{path: {"get": {"responses": {"200": {"description": text}}}} for path, text in _GETS.items()},
         },
-        "components": {"schemas": {"Transaction": transaction}},
+        "components": {"schemas": {SCHEMA: transaction}},
     }
 
 
