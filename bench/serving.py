@@ -707,10 +707,10 @@ def measure(target: Target, work: Path, seconds: int) -> dict:
 
 # where a worker's time goes: the first rule whose text appears in a sampled stack names the sample
 PROFILE_RULES = (
-    ("model: input type checks (narwhals)", ("fraud_probability", "narwhals")),
-    ("model: input validation (check_array, feature names)", ("fraud_probability", "validation.py")),
-    ("model: fitted and tags checks", ("fraud_probability", "_tags.py")),
-    ("model: the rest of predict_proba (the arithmetic)", ("fraud_probability",)),
+    ("model: input type checks (narwhals)", ("probability", "narwhals")),
+    ("model: input validation (check_array, feature names)", ("probability", "validation.py")),
+    ("model: fitted and tags checks", ("probability", "_tags.py")),
+    ("model: the rest of predict_proba (the arithmetic)", ("probability",)),
     ("service: pydantic validation", ("validate_json",)),
     ("service: rows to matrix", ("matrix (",)),
     ("service: JSON response (jsonify)", ("jsonify",)),
