@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }}.config import GateSettings
-from {{ cookiecutter.package_name }}.data import synthetic_transactions, write_csv
-from {{ cookiecutter.package_name }}.features import LABEL, Feature
+from {{ cookiecutter.package_name }}.data import read_csv, synthetic_transactions, write_csv
+from {{ cookiecutter.package_name }}.features import FEATURES, LABEL, Feature
 from {{ cookiecutter.package_name }}.registry import Registry
 from {{ cookiecutter.package_name }}.service import create_app
 from {{ cookiecutter.package_name }}.train import train
@@ -26,6 +26,20 @@ def week0(tmp_path_factory) -> tuple[Path, Path]:
     write_csv(train_csv, synthetic_transactions(ROWS, week=0, seed=0))
     write_csv(holdout_csv, synthetic_transactions(ROWS, week=0, seed=10_000))
     return train_csv, holdout_csv
+
+
+@pytest.fixture(scope="session")
+def data_files(week0) -> tuple[Path, Path]:
+    """The training and holdout CSVs of the configured data source (treat them as read-only)."""
+    return week0
+
+
+@pytest.fixture(scope="session")
+def valid_row(data_files) -> dict:
+    """A valid request body: the first holdout row as JSON values of the declared kinds."""
+    cast = {"float": float, "int": int, "bool": bool}
+    row = read_csv(data_files[1]).X[0]
+    return {f.name: cast[f.kind](value) for f, value in zip(FEATURES, row, strict=True)}
 
 
 @pytest.fixture(scope="session")
