@@ -17,9 +17,7 @@ def test_training_is_deterministic_for_a_seed(tmp_path, week0):
     first, _ = train(*week0, tmp_path / "first", seed=3)
     again, _ = train(*week0, tmp_path / "again", seed=3)
     holdout = read_csv(week0[1])
-    assert np.array_equal(
-        artifact.load(first).probability(holdout.X), artifact.load(again).probability(holdout.X)
-    )
+    assert np.array_equal(artifact.load(first).probability(holdout.X), artifact.load(again).probability(holdout.X))
 
 
 def test_build_model_passes_the_seed_to_the_estimator():
