@@ -3,12 +3,14 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 import sklearn
 
-from {{ cookiecutter.package_name }} import train
-from {{ cookiecutter.package_name }}.config import GateSettings
-from {{ cookiecutter.package_name }}.data import Dataset, synthetic_transactions, write_csv
+from {{ cookiecutter.package_name }} import artifact, train
+from {{ cookiecutter.package_name }}.cli import PROG, main
+from {{ cookiecutter.package_name }}.config import TABLE, GateSettings
+from {{ cookiecutter.package_name }}.data import Dataset, read_csv, synthetic_transactions, write_csv
 from {{ cookiecutter.package_name }}.evaluate import AucComparison, AucEstimate
 from {{ cookiecutter.package_name }}.features import feature_names
 from {{ cookiecutter.package_name }}.gate import EXIT_CODES, decide, render_report, run_gate, write_outputs
@@ -220,3 +222,125 @@ def test_a_first_deploy_report_explains_that_the_floor_decided(model_dir, week0,
     assert "## AUC gate: PASSED" in text
     assert "the floor alone decides" in text
     assert "- every rule holds" in text
+
+
+@pytest.fixture
+def twelve_rows(tmp_path, model_dir, data_files):
+    """A 12-row holdout from the configured data: the 2 positives and 10 negatives ``model_dir`` ranks best."""
+    holdout = read_csv(data_files[1])
+    scores = artifact.load(model_dir).probability(holdout.X)
+    positives, negatives = np.flatnonzero(holdout.y == 1), np.flatnonzero(holdout.y == 0)
+    rows = np.concatenate(
+        [positives[np.argsort(-scores[positives])[:2]], negatives[np.argsort(scores[negatives])[:10]]]
+    )
+    write_csv(tmp_path / "twelve.csv", Dataset(holdout.X[rows], holdout.y[rows]))
+    return tmp_path / "twelve.csv"
+
+
+def test_gate_warns_that_twelve_rows_cannot_detect_a_drop_of_one_point(
+    tmp_path, twelve_rows, model_dir, second_model_dir, gate_settings
+):
+    result = run_gate(second_model_dir, twelve_rows, model_dir, gate_settings)
+    (warning,) = result.warnings
+    assert "2 positives and 10 negatives" in warning and "too small for max_auc_drop = 0.01" in warning
+    assert result.min_detectable_drop > gate_settings.max_auc_drop
+    assert f"{result.min_detectable_drop:.4f}" in warning
+    report = write_outputs(result, tmp_path / "out").read_text()
+    assert f"> **Warning:** {warning}" in report
+    gate = json.loads((tmp_path / "out" / "gate.json").read_text())
+    assert gate["warnings"] == [warning] and gate["min_detectable_drop"] == pytest.approx(result.min_detectable_drop)
+
+
+def test_the_report_at_auc_one_shows_an_interval_that_is_not_zero_width(twelve_rows, model_dir, gate_settings):
+    result = run_gate(model_dir, twelve_rows, None, gate_settings)
+    assert result.candidate.auc == 1.0
+    text = render_report(result)
+    assert f"| 1.0000 | {result.candidate.ci_low:.4f} to 1.0000 |" in text and "1.0000 to 1.0000" not in text
+
+
+def test_the_gate_does_not_warn_when_the_holdout_suffices(model_dir, second_model_dir, data_files, gate_settings):
+    result = run_gate(second_model_dir, data_files[1], model_dir, gate_settings)
+    assert result.warnings == [] and result.min_detectable_drop < gate_settings.max_auc_drop
+    assert "Warning" not in render_report(result)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """An empty project folder as the working directory, with fixed gate thresholds and no registry."""
+    (tmp_path / "pyproject.toml").write_text(f"[tool.{TABLE}.gate]\nmin_auc = 0.8\nmax_auc_drop = 0.01\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MODEL_REGISTRY", raising=False)
+    return tmp_path
+
+
+def gate_command(capsys, *args):
+    """Run the gate command in-process; return (exit code, stdout, stderr)."""
+    code = main(["gate", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_gate_against_a_folder_needs_no_registry(workdir, model_dir, second_model_dir, data_files, capsys):
+    code, out, err = gate_command(
+        capsys, str(second_model_dir), "--against", str(model_dir), "--data", str(data_files[1]), "--out", "out"
+    )
+    assert (code, out.splitlines()[0], err) == (0, "## AUC gate: PASSED", "")
+    assert f"| baseline | {model_dir.name} |" in out and "| production |" not in out
+    assert f"Baseline: {model_dir}" in out
+    assert not (workdir / "registry").exists()
+    gate = json.loads((workdir / "out" / "gate.json").read_text())
+    assert (gate["baseline"], gate["production_version"]) == ("baseline", model_dir.name)
+
+
+def test_gate_against_a_registered_version_compares_with_it_not_with_production(
+    workdir, registry, model_dir, second_model_dir, data_files, capsys
+):
+    assert registry.current("production") == model_dir.name
+    version = registry.register(second_model_dir, reason="test")
+    code, out, _ = gate_command(
+        capsys, str(model_dir), "--against", version, "--data", str(data_files[1]), "--out", "o"
+    )
+    assert code == 0
+    assert f"| baseline | {version} |" in out and f"| candidate | {model_dir.name} |" in out
+
+
+def test_gate_against_blocks_a_worse_model_by_the_same_rules(workdir, model_dir, data_files, capsys):
+    training = read_csv(data_files[0])
+    shuffled = Dataset(training.X, np.random.default_rng(0).permutation(training.y))
+    write_csv(workdir / "shuffled.csv", shuffled)
+    worse, _ = train.train(workdir / "shuffled.csv", data_files[1], workdir / "artifacts", seed=0)
+    code, out, _ = gate_command(capsys, str(worse), "--against", str(model_dir), "--data", str(data_files[1]))
+    assert (code, out.splitlines()[0]) == (1, "## AUC gate: BLOCKED")
+    assert "AUC may be worse than baseline by more than max_auc_drop = 0.01" in out
+
+
+@pytest.mark.parametrize("against", ["no/such/folder", "no-such-version"])
+def test_gate_against_a_model_that_is_not_there_is_one_line_and_exit_2(workdir, model_dir, data_files, capsys, against):
+    code, out, err = gate_command(
+        capsys, str(model_dir), "--against", against, "--data", str(data_files[1]), "--out", "o"
+    )
+    assert (code, out) == (2, "")
+    assert len(err.splitlines()) == 1 and err.startswith(f"{PROG}: error:") and against in err
+
+
+def test_gate_against_a_model_that_fails_to_load_is_undecided_with_one_error_line(
+    workdir, model_dir, data_files, capsys
+):
+    tampered = shutil.copytree(model_dir, workdir / "tampered")
+    (tampered / "model.skops").write_bytes(b"tampered")
+    code, out, err = gate_command(
+        capsys, str(model_dir), "--against", str(tampered), "--data", str(data_files[1]), "--out", "out"
+    )
+    assert (code, out.splitlines()[0]) == (2, "## AUC gate: BLOCKED (could not decide)")
+    assert len(err.splitlines()) == 1 and err.startswith(f"{PROG}: error: could not decide: baseline")
+    assert "sha256" in err
+
+
+def test_evaluate_warns_when_the_holdout_is_too_small(workdir, twelve_rows, model_dir, capsys):
+    code = main(["evaluate", str(model_dir), "--data", str(twelve_rows)])
+    out, err = capsys.readouterr()
+    estimate = json.loads(out)
+    assert code == 0 and estimate["ci_low"] < estimate["ci_high"]
+    (warning,) = estimate["warnings"]
+    assert err == f"{PROG}: warning: {warning}\n"
+    assert "2 positives and 10 negatives" in warning and f"{estimate['min_detectable_drop']:.4f}" in warning

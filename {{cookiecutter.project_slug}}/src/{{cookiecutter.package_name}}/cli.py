@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from . import artifact, pipeline
 from .config import Settings, load_settings
 from .data import read_csv
-from .evaluate import auc_estimate
+from .evaluate import auc_estimate, holdout_warning
 from .gate import run_gate, write_outputs
 from .monitor import monitor
 from .registry import Registry, RegistryError
@@ -93,24 +93,33 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
-    """Print a model's AUC with its 95% confidence interval on a data set."""
+    """Print a model's AUC with its 95% confidence interval on a data set; warn when the data is too small."""
     model = artifact.load(resolve(settings, args.model))
     data = read_csv(week_data(settings, args, 1), model.features)
-    print(json.dumps(auc_estimate(data.y, model.probability(data.X)).to_dict(), indent=2))
+    estimate = auc_estimate(data.y, model.probability(data.X))
+    warnings = [w for w in [holdout_warning(estimate, settings.gate.max_auc_drop)] if w]
+    print(json.dumps({**estimate.to_dict(), "warnings": warnings}, indent=2))
+    for warning in warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
     return 0
 
 
 def cmd_gate(settings: Settings, args: argparse.Namespace) -> int:
-    """Decide whether a candidate may replace production; exit 0 pass, 1 blocked, 2 undecided."""
+    """Decide whether a candidate may replace production (or --against MODEL); exit 0 pass, 1 blocked, 2 undecided."""
     overrides = {"min_auc": args.min_auc, "max_auc_drop": args.max_auc_drop}
     gate = replace(settings.gate, **{key: value for key, value in overrides.items() if value is not None})
     registry = Registry(settings.registry)
-    production = registry.current("production")
     candidate = Path(args.candidate) if Path(args.candidate).is_dir() else registry.models / args.candidate
-    production_dir = registry.models / production if production else None
-    result = run_gate(candidate, week_data(settings, args, 1), production_dir, gate, args.library_upgrade)
+    if args.against:
+        baseline, role = resolve(settings, args.against), "baseline"
+    else:
+        production = registry.current("production")
+        baseline, role = (registry.models / production if production else None), "production"
+    result = run_gate(candidate, week_data(settings, args, 1), baseline, gate, args.library_upgrade, role)
     report = write_outputs(result, Path(args.out) if args.out else candidate if candidate.is_dir() else Path("gate"))
     print(report.read_text(), end="")
+    if result.decision == "undecided":
+        print(f"{PROG}: error: {result.reasons[0]}", file=sys.stderr)
     return result.exit_code
 
 
@@ -245,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(cmd_evaluate, week, data).add_argument("model", help="a model folder or a registered version")
     gate = add(cmd_gate, week, data, upgrade)
     gate.add_argument("candidate", help="candidate model folder or version")
+    gate.add_argument("--against", metavar="MODEL", help="compare with this folder or version, not production")
     gate.add_argument("--min-auc", type=number(float, 0, 1), help="override the floor")
     gate.add_argument("--max-auc-drop", type=number(float, 0, 1), help="override the non-inferiority margin")
     gate.add_argument("--out", help="where to write gate.json, report.md and roc.png (default: the candidate folder)")

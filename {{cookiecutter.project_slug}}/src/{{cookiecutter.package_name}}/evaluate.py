@@ -1,4 +1,4 @@
-"""Model quality: ROC AUC with a DeLong confidence interval, the paired DeLong comparison, drift."""
+"""Model quality: ROC AUC and its interval, the paired DeLong comparison, the smallest detectable drop, drift."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
+
+# the smallest detectable drop: how often an equally good candidate must pass, and how alike the two models'
+# AUC estimates are assumed to be (a retrain and its predecessor measure 0.997; see docs/explanation/gate.md)
+POWER = 0.8
+PAIRED_CORRELATION = 0.99
 
 
 @dataclass(frozen=True)
 class AucEstimate:
-    """A ROC AUC with its DeLong standard error and two-sided confidence interval."""
+    """A ROC AUC with its DeLong standard error and two-sided confidence interval (on the logit scale)."""
 
     auc: float
     std_error: float
@@ -21,9 +26,14 @@ class AucEstimate:
     positives: int
     negatives: int
 
+    @property
+    def min_detectable_drop(self) -> float:
+        """The smallest AUC drop that a gate at this confidence tells apart from none on this holdout."""
+        return min_detectable_drop(self.auc, self.positives, self.negatives, self.confidence)
+
     def to_dict(self) -> dict:
         """Return the estimate as JSON-ready data."""
-        return asdict(self)
+        return {**asdict(self), "min_detectable_drop": self.min_detectable_drop}
 
 
 @dataclass(frozen=True)
@@ -64,19 +74,69 @@ def delong(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return aucs, covariance
 
 
+def continuity_corrected(auc: float, positives: int, negatives: int) -> float:
+    """The AUC moved half a pair towards 0.5, (m n AUC + 0.5) / (m n + 1), so that 0 and 1 have a finite logit."""
+    pairs = positives * negatives
+    return (pairs * auc + 0.5) / (pairs + 1)
+
+
+def logit_interval(
+    auc: float, variance: float, positives: int, negatives: int, confidence: float
+) -> tuple[float, float]:
+    """A two-sided interval for an AUC, symmetric on the logit scale (delta method), inside [0, 1], never zero-width."""
+    corrected = continuity_corrected(auc, positives, negatives)
+    spread = corrected * (1 - corrected)
+    # the exact variance of an AUC is at least A (1 - A) / (m n); DeLong's estimate is 0 at an AUC of 0 or 1
+    std_error = math.sqrt(max(variance, spread / (positives * negatives)))
+    half_width = stats.norm.ppf(0.5 + confidence / 2) * std_error / spread
+    centre = special.logit(corrected)
+    low, high = float(special.expit(centre - half_width)), float(special.expit(centre + half_width))
+    return min(low, auc), max(high, auc)
+
+
 def _interval(auc: float, variance: float, y_true: np.ndarray, confidence: float) -> AucEstimate:
     """An AucEstimate from a DeLong AUC and variance."""
-    std_error = math.sqrt(max(variance, 0.0))
-    half_width = stats.norm.ppf(0.5 + confidence / 2) * std_error
     positives = int(np.asarray(y_true).astype(bool).sum())
-    return AucEstimate(
-        auc=float(auc),
-        std_error=std_error,
-        ci_low=max(0.0, auc - half_width),
-        ci_high=min(1.0, auc + half_width),
-        confidence=confidence,
-        positives=positives,
-        negatives=len(y_true) - positives,
+    negatives = len(y_true) - positives
+    ci_low, ci_high = logit_interval(float(auc), variance, positives, negatives, confidence)
+    return AucEstimate(float(auc), math.sqrt(max(variance, 0.0)), ci_low, ci_high, confidence, positives, negatives)
+
+
+def hanley_mcneil_std_error(auc: float, positives: int, negatives: int) -> float:
+    """Standard error of an AUC from its value and the class sizes alone (Hanley and McNeil, 1982)."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = auc * (1 - auc) + (negatives - 1) * (q2 - auc**2) + (positives - 1) * (q1 - auc**2)
+    return math.sqrt(variance / (positives * negatives))
+
+
+def min_detectable_drop(
+    auc: float,
+    positives: int,
+    negatives: int,
+    confidence: float = 0.95,
+    power: float = POWER,
+    correlation: float = PAIRED_CORRELATION,
+) -> float:
+    """The smallest AUC drop the gate tells apart from none on a holdout: (z_confidence + z_power) * SE(difference).
+
+    SE(difference) is sqrt(2 (1 - correlation)) times the Hanley-McNeil standard error at the continuity-corrected
+    AUC: two alike models whose AUC estimates correlate at ``correlation``. A margin ``max_auc_drop`` this large lets
+    an equally good candidate pass with probability ``power``, and blocks one that much worse with ``confidence``.
+    """
+    std_error = hanley_mcneil_std_error(continuity_corrected(auc, positives, negatives), positives, negatives)
+    z_sum = stats.norm.ppf(confidence) + stats.norm.ppf(power)
+    return float(z_sum * math.sqrt(2 * (1 - correlation)) * std_error)
+
+
+def holdout_warning(estimate: AucEstimate, max_auc_drop: float) -> str | None:
+    """A warning when the holdout has too few positives or negatives to detect a drop of ``max_auc_drop``."""
+    drop = estimate.min_detectable_drop
+    if drop <= max_auc_drop:
+        return None
+    return (
+        f"the holdout is too small for max_auc_drop = {max_auc_drop}: with {estimate.positives} positives and "
+        f"{estimate.negatives} negatives, the smallest AUC drop it can detect is {drop:.4f} (one-sided "
+        f"{estimate.confidence:.0%} confidence, {POWER:.0%} power); label more rows or widen max_auc_drop"
     )
 
 

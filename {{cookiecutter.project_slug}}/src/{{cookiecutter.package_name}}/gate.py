@@ -1,4 +1,4 @@
-"""The AUC gate: an absolute floor, then non-inferiority against production (paired DeLong)."""
+"""The AUC gate: an absolute floor, then non-inferiority against production or another baseline (paired DeLong)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 from . import artifact
 from .config import GateSettings
 from .data import DataError, read_csv
-from .evaluate import AucComparison, AucEstimate, auc_estimate, compare_aucs
+from .evaluate import AucComparison, AucEstimate, auc_estimate, compare_aucs, holdout_warning
 
 EXIT_CODES = {"pass": 0, "blocked": 1, "undecided": 2}
 
@@ -29,6 +29,9 @@ class GateResult:
     comparison: AucComparison | None = None
     curves: dict = field(default_factory=dict, repr=False)
     note: str | None = None
+    baseline: str = "production"
+    warnings: list[str] = field(default_factory=list)
+    min_detectable_drop: float | None = None
 
     @property
     def exit_code(self) -> int:
@@ -42,7 +45,9 @@ class GateResult:
         return {**data, "exit_code": self.exit_code}
 
 
-def decide(candidate: AucEstimate, comparison: AucComparison | None, settings: GateSettings) -> tuple[str, list[str]]:
+def decide(
+    candidate: AucEstimate, comparison: AucComparison | None, settings: GateSettings, baseline: str = "production"
+) -> tuple[str, list[str]]:
     """Apply the two rules; with no production model (comparison None) the floor alone decides."""
     reasons = []
     if candidate.auc < settings.min_auc:
@@ -50,7 +55,7 @@ def decide(candidate: AucEstimate, comparison: AucComparison | None, settings: G
     # written so that a NaN bound blocks: the gate must fail closed
     if comparison is not None and not comparison.lower_bound > -settings.max_auc_drop:
         reasons.append(
-            f"AUC may be worse than production by more than max_auc_drop = {settings.max_auc_drop}: "
+            f"AUC may be worse than {baseline} by more than max_auc_drop = {settings.max_auc_drop}: "
             f"difference {comparison.difference:+.4f}, "
             f"{settings.confidence:.0%} lower bound {comparison.lower_bound:+.4f}"
         )
@@ -63,20 +68,24 @@ def run_gate(
     production_dir: Path | None,
     settings: GateSettings,
     library_upgrade: bool = False,
+    baseline: str = "production",
 ) -> GateResult:
     """Score candidate and production on the same holdout and decide; errors give 'undecided'.
 
     With ``library_upgrade``, a production model saved by another scikit-learn minor version (which cannot be
     loaded here) is left out and the floor alone decides; the report says so. Nothing else is skipped.
+    With ``baseline="baseline"``, ``production_dir`` is any model folder to compare with (``gate --against``).
     """
     note = None if production_dir else "No production model yet: the floor alone decides (first deploy)."
+    if production_dir and baseline != "production":
+        note = f"Baseline: {production_dir} (gate --against), not the registry's production model."
     try:
         candidate = artifact.load(candidate_dir)
-        production = _load_production(production_dir, library_upgrade)
+        production = _load_production(production_dir, library_upgrade, baseline)
         if production_dir and production is None:
             note = (
-                f"Production {production_dir.name} was not compared: it was saved by another scikit-learn minor "
-                "version (--library-upgrade), so the floor alone decides."
+                f"{baseline.capitalize()} {production_dir.name} was not compared: it was saved by another "
+                "scikit-learn minor version (--library-upgrade), so the floor alone decides."
             )
         holdout = read_csv(holdout_csv, candidate.features)
         candidate_scores = candidate.probability(holdout.X)
@@ -87,16 +96,30 @@ def run_gate(
             comparison = compare_aucs(holdout.y, candidate_scores, production_scores, settings.confidence)
             curves["production"] = _roc(holdout.y, production_scores)
     except (artifact.ArtifactError, DataError, ValueError) as error:
-        return GateResult("undecided", [f"could not decide: {error}"], settings)
-    decision, reasons = decide(estimate, comparison, settings)
+        return GateResult("undecided", [f"could not decide: {error}"], settings, baseline=baseline)
+    decision, reasons = decide(estimate, comparison, settings, baseline)
+    # how small a drop this holdout can show, at the AUC a drop would be measured from
+    reference = comparison.baseline if comparison else estimate
+    warning = holdout_warning(reference, settings.max_auc_drop)
     production_version = production_dir.name if production_dir else None
     return GateResult(
-        decision, reasons, settings, candidate.version, production_version, estimate, comparison, curves, note
+        decision,
+        reasons,
+        settings,
+        candidate.version,
+        production_version,
+        estimate,
+        comparison,
+        curves,
+        note,
+        baseline,
+        [warning] if warning else [],
+        reference.min_detectable_drop,
     )
 
 
-def _load_production(folder: Path | None, library_upgrade: bool) -> artifact.LoadedModel | None:
-    """Production's model; None before the first deploy, or when an upgrade of scikit-learn is declared."""
+def _load_production(folder: Path | None, library_upgrade: bool, role: str) -> artifact.LoadedModel | None:
+    """The model to compare with; None before the first deploy, or when an upgrade of scikit-learn is declared."""
     if folder is None:
         return None
     try:
@@ -105,7 +128,9 @@ def _load_production(folder: Path | None, library_upgrade: bool) -> artifact.Loa
         if library_upgrade:
             return None
         hint = "for a deliberate upgrade of scikit-learn, gate with --library-upgrade: the floor alone decides"
-        raise artifact.ArtifactError(f"production: {mismatch} ({hint})") from None
+        raise artifact.ArtifactError(f"{role}: {mismatch} ({hint})") from None
+    except artifact.ArtifactError as error:
+        raise artifact.ArtifactError(f"{role}: {error}") from None
 
 
 def _roc(y_true: np.ndarray, scores: np.ndarray) -> tuple[list[float], list[float]]:
@@ -133,20 +158,22 @@ def render_report(result: GateResult, plot: str | None = None) -> str:
     s = result.settings
     lines = [f"## AUC gate: {verdict}", ""]
     lines += [f"- {reason}" for reason in result.reasons] or ["- every rule holds"]
+    lines += [f"\n> **Warning:** {warning}" for warning in result.warnings]
     if result.candidate:
         c = result.candidate
         lines += ["", f"| model | version | AUC | {c.confidence:.0%} CI |", "|---|---|---|---|"]
         lines.append(f"| candidate | {result.candidate_version} | {c.auc:.4f} | {c.ci_low:.4f} to {c.ci_high:.4f} |")
         if result.comparison:
             p, d = result.comparison.baseline, result.comparison
-            lines.append(
-                f"| production | {result.production_version} | {p.auc:.4f} | {p.ci_low:.4f} to {p.ci_high:.4f} |"
+            row = (
+                f"| {result.baseline} | {result.production_version} | {p.auc:.4f} | {p.ci_low:.4f} to {p.ci_high:.4f} |"
             )
+            lines.append(row)
             lines += [
                 "",
                 f"Difference {d.difference:+.4f}, one-sided {d.confidence:.0%} lower bound {d.lower_bound:+.4f}",
             ]
-        elif result.note:
+        if result.note:
             lines += ["", result.note]
         lines.append(f"Holdout: {c.positives + c.negatives} rows, {c.positives} positives.")
     lines.append(f"Thresholds: min_auc = {s.min_auc}, max_auc_drop = {s.max_auc_drop}.")
