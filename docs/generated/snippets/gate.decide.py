@@ -1,4 +1,6 @@
-def decide(candidate: AucEstimate, comparison: AucComparison | None, settings: GateSettings) -> tuple[str, list[str]]:
+def decide(
+    candidate: AucEstimate, comparison: AucComparison | None, settings: GateSettings, baseline: str = "production"
+) -> tuple[str, list[str]]:
     """Apply the two rules; with no production model (comparison None) the floor alone decides."""
     reasons = []
     if candidate.auc < settings.min_auc:
@@ -6,7 +8,7 @@ def decide(candidate: AucEstimate, comparison: AucComparison | None, settings: G
     # written so that a NaN bound blocks: the gate must fail closed
     if comparison is not None and not comparison.lower_bound > -settings.max_auc_drop:
         reasons.append(
-            f"AUC may be worse than production by more than max_auc_drop = {settings.max_auc_drop}: "
+            f"AUC may be worse than {baseline} by more than max_auc_drop = {settings.max_auc_drop}: "
             f"difference {comparison.difference:+.4f}, "
             f"{settings.confidence:.0%} lower bound {comparison.lower_bound:+.4f}"
         )
