@@ -97,9 +97,9 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     model = artifact.load(resolve(settings, args.model))
     data = read_csv(week_data(settings, args, 1), model.features)
     estimate = auc_estimate(data.y, model.probability(data.X))
-    warnings = [w for w in [holdout_warning(estimate, settings.gate.max_auc_drop)] if w]
-    print(json.dumps({**estimate.to_dict(), "warnings": warnings}, indent=2))
-    for warning in warnings:
+    warning = holdout_warning(estimate, settings.gate.max_auc_drop)
+    print(json.dumps({**estimate.to_dict(), "warnings": [warning] if warning else []}, indent=2))
+    if warning:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
     return 0
 

@@ -165,10 +165,9 @@ def render_report(result: GateResult, plot: str | None = None) -> str:
         lines.append(f"| candidate | {result.candidate_version} | {c.auc:.4f} | {c.ci_low:.4f} to {c.ci_high:.4f} |")
         if result.comparison:
             p, d = result.comparison.baseline, result.comparison
-            row = (
+            lines.append(
                 f"| {result.baseline} | {result.production_version} | {p.auc:.4f} | {p.ci_low:.4f} to {p.ci_high:.4f} |"
             )
-            lines.append(row)
             lines += [
                 "",
                 f"Difference {d.difference:+.4f}, one-sided {d.confidence:.0%} lower bound {d.lower_bound:+.4f}",
