@@ -2,15 +2,15 @@
 
 Usage (from the template repository, with cookiecutter installed):
 
-    python bench/time_to_production.py                 # pip as in the README: one warm-up run, then one timed run
-    python bench/time_to_production.py --installer uv  # the same with uv (needs uv)
+    python bench/time_to_production.py                 # uv as in the README: one warm-up run, then one timed run
+    python bench/time_to_production.py --installer pip # the same with pip, ignoring uv.lock (the old README)
     python bench/time_to_production.py --repeat 3 --no-warm-up
 
-Each run works in a fresh temporary folder: bake the template with default answers, create the project's venv,
-install it with its test extra (`pip install -e '.[test]'`), and run `<slug> pipeline`: the project's tests,
-data, training, the AUC gate, registration, a staging service on a free 127.0.0.1 port with its smoke test,
-and the promotion to production. The warm-up run fills the package cache, so the timed runs measure a machine
-that has installed these packages before (nothing is downloaded when the cache is warm). The script prints
+Each run works in a fresh temporary folder: bake the template with default answers, install the project with its
+test extra from its lock (`uv sync --locked --extra test`, the README's command), and run `<slug> pipeline`: the
+project's tests, data, training, the AUC gate, registration, a staging service on a free 127.0.0.1 port with its
+smoke test, and the promotion to production. The warm-up run fills the package cache, so the timed runs measure a
+machine that has installed these packages before (nothing is downloaded when the cache is warm). The script prints
 each step's time and the pipeline's stage times as a Markdown table, and checks that production points at the
 model the pipeline trained.
 """
@@ -69,10 +69,9 @@ def one_run(installer: str) -> dict[str, float]:
         (project,) = [path for path in out.iterdir() if path.is_dir()]
         python = project / ".venv" / "bin" / "python"
         if installer == "uv":
-            steps["venv"] = timed([sys.executable, "-m", "uv", "venv", "-q", ".venv"], project, env)
-            # compile bytecode as pip does, or the pipeline's first imports pay for it instead
-            install = [sys.executable, "-m", "uv", "pip", "install", "-q", "--compile-bytecode", "--python", python]
-            install += ["-e", ".[test]"]
+            # the README's command: the locked environment, checked against pyproject.toml, in .venv
+            steps["venv"] = 0.0
+            install = [sys.executable, "-m", "uv", "sync", "--locked", "--quiet", "--extra", "test"]
         else:
             steps["venv"] = timed([sys.executable, "-m", "venv", ".venv"], project, env)
             install = [python, "-m", "pip", "install", "-q", "-e", ".[test]"]
@@ -91,7 +90,7 @@ def one_run(installer: str) -> dict[str, float]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--installer", choices=["pip", "uv"], default="pip", help="pip as in the README, or uv")
+    parser.add_argument("--installer", choices=["pip", "uv"], default="uv", help="uv as in the README, or pip")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs; the table shows medians (default 1)")
     parser.add_argument("--no-warm-up", action="store_true", help="skip the untimed run that warms the cache")
     return parser.parse_args(argv)

@@ -228,9 +228,12 @@ def free_port() -> int:
 def test_tutorial_runs_in_order_and_shows_what_it_says(installed_bake, tmp_path):
     project, python = installed_bake
     venv_bin = python.parent
+    # bisect builds each commit's locked environment with uv (the README installs uv first), in this test's cache
+    uv_bin = str(Path(gen_reference.find_uv()).parent)
     env = clean_env(
-        PATH=os.pathsep.join([str(venv_bin), clean_env()["PATH"]]),
+        PATH=os.pathsep.join([str(venv_bin), uv_bin, clean_env()["PATH"]]),
         VIRTUAL_ENV=str(venv_bin.parent),
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
         GIT_AUTHOR_NAME="Tutorial Reader",
         GIT_AUTHOR_EMAIL="reader@example.com",
         GIT_COMMITTER_NAME="Tutorial Reader",

@@ -245,8 +245,7 @@ def test_github_api_refuses_to_post_with_a_wrong_token(default_project, tmp_path
 
 @pytest.mark.slow
 def test_install_scikit_learn_waits_for_a_first_deploy_and_names_what_it_cannot_read(checked_project, tmp_path):
-    # the paths that install nothing; the act runs below cover the installs (production's, the new model's, and
-    # the restored model's version)
+    # the paths that install nothing; the act run of rollback.yml below covers an install (the restored model's)
     python = str(checked_project / ".tox" / "test" / "bin" / "python")
     script = str(checked_project / ".github" / "scripts" / "install_scikit_learn.py")
 
@@ -506,9 +505,9 @@ def test_cd_deploys_the_first_model_and_records_it_on_the_registry_branch(deploy
         ("promote", "production", version),
     ]
     assert "staging" in run.text() and "rejected 11 bad requests with 4xx" in run.text()
-    # staging had no production model to match; the production job installed the new model's own scikit-learn
-    assert "no production model yet: keeping the scikit-learn it installed" in run.text()
-    assert f"scikit-learn=={sklearn_of(deployments, version)}" in run.text()
+    # each of the three jobs installed the project from uv.lock, and nothing else installed scikit-learn
+    assert len(re.findall(r"Resolved \d+ packages", run.text())) == 3, explain(run)
+    assert "scikit-learn==" not in run.text()
 
 
 @pytest.mark.act
@@ -534,7 +533,7 @@ def test_ci_passes_a_harmless_change_and_comments_the_gate_report_once(deploymen
     }, explain(run)
     report = deployments.comment_after_ci_pass
     assert "AUC gate: PASSED" in report and deployments.production_after["first_deploy"] in report
-    assert f"scikit-learn=={sklearn_of(deployments, deployments.production_after['first_deploy'])}" in run.text()
+    assert len(re.findall(r"Resolved \d+ packages", run.text())) == 3, explain(run)  # lint, test, gate: uv.lock
     assert len(deployments.api.state.comments[7]) == 1
 
 

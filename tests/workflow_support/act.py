@@ -6,7 +6,8 @@ What stands in for what (the workflows themselves run unchanged):
 - actions/checkout: act's own (it copies the local work tree); every other `uses:` is replaced by a small
   local action under stubs/ through --local-repository (the flags are built from the workflows' own lines);
 - actions/setup-python: a virtual environment first on PATH, whose packages come from the bake's tox
-  environments through a .pth file, with pip told to use no index (nothing is downloaded);
+  environments through a .pth file, with pip told to use no index, and the pinned uv installed: the workflows'
+  `uv sync --locked` builds the project's .venv from uv.lock (uv's cache, else PyPI);
 - docker: bin/docker (see its docstring); api.github.com and the deploy hook: github_standin.py, through
   GITHUB_API_URL and the DEPLOY_HOOK_URL secret.
 """
@@ -136,6 +137,11 @@ class ActHarness:
             ruff = folder.parents[2] / "bin" / "ruff"
             if ruff.is_file() and not (self.venv / "bin" / "ruff").exists():
                 (self.venv / "bin" / "ruff").symlink_to(ruff)
+        # the workflows' `pip install --require-hashes -r .github/requirements-uv.txt` finds this uv installed (pip runs
+        # with no index); uv then installs the project from uv.lock out of its cache (PyPI for what is not there)
+        pinned = re.search(r"^uv==\S+", (self.project / ".github" / "requirements-uv.txt").read_text(), re.M)[0]
+        install = [tool("uv"), "pip", "install", "--quiet", "--python", str(self.venv / "bin" / "python"), pinned]
+        subprocess.run(install, check=True, timeout=300)
 
     def commit(self, message: str, branch: str | None = None) -> None:
         """Commit every change in the project (on a new branch if given)."""

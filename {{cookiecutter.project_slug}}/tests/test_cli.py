@@ -23,6 +23,8 @@ SUBCOMMANDS = [
     "serve",
     "smoke-test",
     "pipeline",
+    "reproduce",
+    "bisect",
 ]
 
 

@@ -20,6 +20,16 @@ def test_training_is_deterministic_for_a_seed(tmp_path, week0):
     assert np.array_equal(artifact.load(first).probability(holdout.X), artifact.load(again).probability(holdout.X))
 
 
+def test_metadata_records_the_sha256_of_the_lock_of_the_environment_that_trained_it(tmp_path, week0, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "uv.lock").write_text("version = 1\n")
+    expected = sha256_of(tmp_path / "uv.lock")
+    _, locked = train(*week0, tmp_path / "locked")
+    (tmp_path / "uv.lock").unlink()
+    _, unlocked = train(*week0, tmp_path / "unlocked")
+    assert (locked["lock_sha256"], unlocked["lock_sha256"]) == (expected, None)
+
+
 def test_build_model_passes_the_seed_to_the_estimator():
     assert build_model(seed=5).get_params()["classify__random_state"] == 5
 

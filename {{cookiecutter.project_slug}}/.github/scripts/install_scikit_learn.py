@@ -2,15 +2,16 @@
 
     python .github/scripts/install_scikit_learn.py [production | previous | VERSION | FOLDER]
 
-`production` (the default) is the model the production pointer of the project's registry names (nothing to do before the
-first deploy); `previous` is the version a rollback restores; VERSION a registered version; FOLDER a model
-folder. When the SCIKIT_LEARN environment variable is set, that version is installed instead: a deliberate
-upgrade (the gate then needs --library-upgrade, since production cannot be loaded by the new version).
-Without this, a new scikit-learn release on PyPI would leave every gate undecided and every rollback refused.
+Only rollback.yml needs it now: every other job installs uv.lock's libraries, which trained the models it handles,
+but a rollback may restore a model saved before uv.lock moved scikit-learn to another minor version, and the
+registry verifies a model's library before it moves a stage pointer to it. The job then swaps that one library
+(with uv, into the locked .venv) and re-tags the restored version's image, which carries that model's own lock.
+`production` (the default) is the model the production pointer of the project's registry names (nothing to do
+before the first deploy); `previous` is the version a rollback restores; VERSION a registered version; FOLDER a
+model folder.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,21 +31,20 @@ def model_folder(which: str, settings: Settings) -> Path | None:
 
 
 def main(which: str) -> int:
-    """Install the wanted scikit-learn with pip; print what was installed, or one line saying why not."""
-    wanted = os.environ.get("SCIKIT_LEARN", "").strip()
-    if not wanted:
-        try:
-            folder = model_folder(which, load_settings())
-            if folder is None:
-                print("no production model yet: keeping the scikit-learn it installed")
-                return 0
-            wanted = json.loads((folder / "metadata.json").read_text())["sklearn_version"]
-        except (RegistryError, OSError, ValueError, KeyError) as error:
-            print(f"error: cannot tell which scikit-learn saved the model: {error!s}", file=sys.stderr)
-            return 1
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", f"scikit-learn=={wanted}"])
-    if pip.returncode:
-        print(f"error: pip could not install scikit-learn=={wanted} (exit {pip.returncode})", file=sys.stderr)
+    """Install the model's scikit-learn with uv; print what was installed, or one line saying why not."""
+    try:
+        folder = model_folder(which, load_settings())
+        if folder is None:
+            print("no production model yet: keeping the scikit-learn it installed")
+            return 0
+        wanted = json.loads((folder / "metadata.json").read_text())["sklearn_version"]
+    except (RegistryError, OSError, ValueError, KeyError) as error:
+        print(f"error: cannot tell which scikit-learn saved the model: {error!s}", file=sys.stderr)
+        return 1
+    command = ["uv", "pip", "install", "--quiet", "--python", sys.executable, f"scikit-learn=={wanted}"]
+    installed = subprocess.run(command)
+    if installed.returncode:
+        print(f"error: uv could not install scikit-learn=={wanted} (exit {installed.returncode})", file=sys.stderr)
         return 1
     print(f"scikit-learn=={wanted}")
     return 0

@@ -21,6 +21,7 @@ from .features import Feature
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
+LOCK_FILE = Path("uv.lock")  # the project's lock, beside pyproject.toml in the folder the commands run from
 REQUIRED = ("version", "features", "model_sha256", "train_data", "python_version", "sklearn_version", "skops_version")
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a folder name: no path separator, no dot first
 
@@ -73,6 +74,11 @@ def git_state() -> dict:
     return {"git_commit": commit.strip(), "git_dirty": bool(status.strip())}
 
 
+def lock_sha256(lock: Path = LOCK_FILE) -> str | None:
+    """The sha256 of the project's lock file (None without one): which environment trained the model."""
+    return sha256_of(lock) if lock.is_file() else None
+
+
 def save(estimator: object, folder: Path, metadata: dict, metrics: dict) -> dict:
     """Write a model folder; returns the full metadata, including the version id and hashes."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -88,6 +94,7 @@ def save(estimator: object, folder: Path, metadata: dict, metrics: dict) -> dict
         "python_version": platform.python_version(),
         "sklearn_version": sklearn.__version__,
         "skops_version": skops.__version__,
+        "lock_sha256": lock_sha256(),
     }
     (folder / METADATA_FILE).write_text(json.dumps(full, indent=2) + "\n")
     (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")

@@ -11,6 +11,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import artifact, pipeline
+from .cli_reproduce import add_arguments as reproduce_arguments
+from .cli_reproduce import cmd_bisect, cmd_reproduce
 from .config import Settings, load_settings
 from .data import read_csv
 from .evaluate import auc_estimate, holdout_warning
@@ -280,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--wait", type=number(float, 0, 3600), default=90, help="seconds to wait for /ready (90)")
     pipeline_command = add(cmd_pipeline, week, upgrade)
     pipeline_command.add_argument("--skip-tests", action="store_true", help="do not run the unit tests first")
+    reproduce_arguments(add(cmd_reproduce), add(cmd_bisect, week))
     return parser
 
 
