@@ -13,7 +13,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils._testing import check_output  # subprocess.check_output, importable from a scikit-learn module
-from sklearn.utils._user_interface import _message_with_time  # "[{source}] ....{message}, total={time}"
+
+try:  # "[{source}] ....{message}, total={time}": a scikit-learn string helper
+    from sklearn.utils._user_interface import _message_with_time
+except ImportError:  # scikit-learn < 1.5
+    from sklearn.utils import _message_with_time
 
 
 def sha256(path: Path) -> str:

@@ -8,6 +8,7 @@ import platform
 import re
 import subprocess
 import zipfile
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -186,15 +187,16 @@ def check_features(items: object) -> tuple[Feature, ...]:
     for feature in features:
         if feature is None or not isinstance(feature.name, str) or not feature.name:
             raise ValueError("each feature must be an object with a name")
-        if feature.kind not in get_args(Kind) or not isinstance(feature.description, str):
+        if feature.kind not in get_args(Kind):
             raise ValueError(f"{feature.name}: kind must be one of {', '.join(get_args(Kind))}")
+        if not isinstance(feature.description, str):
+            raise ValueError(f"{feature.name}: the description must be text")
         bounds = [b for b in (feature.minimum, feature.maximum) if b is not None]
         if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds):
             raise ValueError(f"{feature.name}: minimum and maximum must be finite numbers or null")
         if len(bounds) == 2 and feature.minimum > feature.maximum:
             raise ValueError(f"{feature.name}: minimum is above maximum")
-    names = [feature.name for feature in features]
-    duplicated = sorted({name for name in names if names.count(name) > 1})
+    duplicated = sorted(name for name, count in Counter(f.name for f in features).items() if count > 1)
     if duplicated:
         raise ValueError(f"duplicated: {', '.join(duplicated)}")
     return features
