@@ -15,11 +15,13 @@ import socket
 import subprocess
 import sys
 import sysconfig
+from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import DEFAULTS
 from workflow_support.act import OWNER, TOKEN, ActHarness, ActRun, pinned_actions, tool
 from workflow_support.github_standin import GitHubStandIn
 
@@ -184,6 +186,174 @@ def test_every_action_the_workflows_use_has_a_stand_in_for_act(default_project):
     } == set()
 
 
+def test_jobs_that_hold_write_tokens_restore_no_cache(default_project):
+    # a cache written by any branch's run could plant code in the job that publishes the image and the registry
+    writers = [
+        (name, job_id, job)
+        for name, job_id, job in jobs(default_project)
+        if "write" in (job.get("permissions") or {}).values() and "steps" in job
+    ]
+    assert {f"{name}:{job_id}" for name, job_id, _ in writers} >= {"cd.yml:production", "rollback.yml:rollback"}
+    cached = [
+        f"{name}:{job_id}:{step['name']}"
+        for name, job_id, job in writers
+        for step in job["steps"]
+        if "cache" in step.get("with", {}) or step.get("uses", "").startswith("actions/cache")
+    ]
+    assert cached == []
+
+
+def test_ci_audits_the_dependencies_with_pip_audit_and_requires_it(default_project):
+    ci = workflow(default_project, "ci.yml")["jobs"]
+    runs = [step.get("run", "") for step in ci["audit"]["steps"]]
+    assert 'python -m pip install -e ".[audit]"' in runs
+    assert any(run.startswith("pip-audit ") and "--vulnerability-service pypi" in run for run in runs)
+    assert ci["audit"]["permissions"] == {"contents": "read"}
+    assert "audit" in ci["all-checks-pass"]["needs"]
+
+
+@pytest.mark.parametrize("python", DEFAULTS["python_version"])
+def test_the_base_image_is_pinned_by_digest_and_dependabot_proposes_new_digests(cookies, python):
+    result = cookies.bake(extra_context={"python_version": python})
+    assert result.exit_code == 0, result.exception
+    project = Path(result.project_path)
+    froms = re.findall(r"^FROM (\S+)", (project / "Dockerfile").read_text(), flags=re.M)
+    assert re.fullmatch(rf"python:{re.escape(python)}-slim@sha256:[0-9a-f]{{64}}", froms[0])
+    assert froms[1:] == ["${BASE_IMAGE}", "${BASE_IMAGE}"]  # both stages: the pinned one unless BASE_IMAGE is given
+    updates = yaml.safe_load((project / ".github" / "dependabot.yml").read_text())["updates"]
+    assert {update["package-ecosystem"] for update in updates} == {"github-actions", "pip", "docker"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# inputs and variables: checked by .github/scripts/check_inputs.py before any shell uses them
+# ---------------------------------------------------------------------------------------------------------------
+
+# an expression a user or another job controls: an input, a repository variable, another job's output
+UNTRUSTED = re.compile(r"\$\{\{[^}]*\b(inputs\.|vars\.|needs\.[\w-]+\.outputs\.)")
+CHECK = "python3 .github/scripts/check_inputs.py "
+VALID = {
+    "WEEK": "7",
+    "VERSION": "20260101-120000-1a2b3c4d",
+    "GATED_AGAINST": "",
+    "FOLDER": "artifacts/20260101-120000-1a2b3c4d",
+    "REASON": "manual rollback",
+    "IMAGE_REGISTRY": "ghcr.io",
+    "STAGING_PORT": "8080",
+}
+# each runs a command if a shell evaluates it (arithmetic, an unquoted expansion, a line added to $GITHUB_ENV)
+INJECTIONS = [
+    "1+a[$(touch {canary})0]",
+    "$(touch {canary})",
+    "`touch {canary}`",
+    "1; touch {canary}",
+    "7\nBASH_ENV={canary}",
+    "../x",
+    "/etc",
+    "-1",
+    "x y",
+]
+HOSTILE = {name: INJECTIONS for name in VALID} | {
+    "REASON": ["two\nlines", "bell\a", "\x1b[31mred", "x" * 201],
+    "WEEK": [*INJECTIONS, "1000", "seven"],
+    "STAGING_PORT": [*INJECTIONS, "0", "65536", ""],
+    "IMAGE_REGISTRY": [*INJECTIONS, "", "GHCR.IO"],
+}
+
+
+def check_steps(project: Path) -> list[tuple[str, str, dict]]:
+    """Every (workflow, job, step) that runs check_inputs.py as its whole command."""
+    return [
+        (name, job_id, step)
+        for name, job_id, job in jobs(project)
+        for step in job.get("steps", [])
+        if step.get("run", "").startswith(CHECK)
+    ]
+
+
+def test_every_input_and_variable_is_checked_before_a_shell_step_uses_it(default_project):
+    for name in WORKFLOWS:
+        document = workflow(default_project, name)
+        for job_id, job in document["jobs"].items():
+            scopes = [document.get("env") or {}, job.get("env") or {}]
+            scopes += [step.get("env") or {} for step in job.get("steps", [])]
+            untrusted = {var for scope in scopes for var, value in scope.items() if UNTRUSTED.search(str(value))}
+            checked: set[str] = set()
+            for step in job.get("steps", []):
+                run = step.get("run", "")
+                if run.startswith(CHECK):
+                    checked |= set(run.removeprefix(CHECK).split())
+                used = {var for var in untrusted if re.search(rf"\$\{{?{var}\b", run)}
+                assert used <= checked, f"{name}:{job_id}: '{step['name']}' uses {sorted(used - checked)} unchecked"
+    # retrain.yml has no shell step: it hands its week to cd.yml, whose staging job checks it
+    assert workflow(default_project, "retrain.yml")["jobs"]["retrain"]["with"]["week"] == "${{ inputs.week }}"
+    staging = workflow(default_project, "cd.yml")["jobs"]["staging"]
+    assert staging["env"]["WEEK"] == "${{ inputs.week || vars.DATA_WEEK }}"
+
+
+def test_each_job_that_reads_inputs_or_variables_checks_them_first(default_project):
+    where = {
+        f"{name}:{job}": step["run"].removeprefix(CHECK).split() for name, job, step in check_steps(default_project)
+    }
+    assert where == {
+        "cd.yml:staging": ["WEEK", "IMAGE_REGISTRY", "STAGING_PORT"],
+        "cd.yml:production": ["IMAGE_REGISTRY", "VERSION", "FOLDER", "GATED_AGAINST"],
+        "ci.yml:gate": ["WEEK"],
+        "rollback.yml:rollback": ["VERSION", "REASON", "IMAGE_REGISTRY"],
+    }
+    for name, job_id, job in jobs(default_project):
+        steps = [step for step in job.get("steps", []) if "run" in step]
+        if f"{name}:{job_id}" in where:
+            assert steps[0]["run"].startswith(CHECK), f"{name}:{job_id}: the check must be the first shell step"
+
+
+def run_step(project: Path, run: str, env: dict[str, str], github_env: Path) -> subprocess.CompletedProcess:
+    """Run a step's shell text as GitHub does (bash -e), in the bake, with only the given environment."""
+    environment = {"PATH": os.environ["PATH"], "HOME": str(github_env.parent), "GITHUB_ENV": str(github_env), **env}
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", run],
+        cwd=project, env=environment, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("where", "variable"),
+    [("cd.yml:staging", n) for n in ("WEEK", "IMAGE_REGISTRY", "STAGING_PORT")]
+    + [("cd.yml:production", n) for n in ("IMAGE_REGISTRY", "VERSION", "FOLDER", "GATED_AGAINST")]
+    + [("ci.yml:gate", "WEEK")]
+    + [("rollback.yml:rollback", n) for n in ("VERSION", "REASON", "IMAGE_REGISTRY")],
+)
+def test_a_hostile_input_fails_its_check_with_one_line_and_runs_nothing(default_project, tmp_path, where, variable):
+    (step,) = [s for n, j, s in check_steps(default_project) if f"{n}:{j}" == where]
+    names = step["run"].removeprefix(CHECK).split()
+    canary, github_env = tmp_path / "pwned", tmp_path / "github_env"
+    for hostile in HOSTILE[variable]:
+        github_env.write_text("")
+        value = hostile.format(canary=canary)
+        done = run_step(default_project, step["run"], {**{n: VALID[n] for n in names}, variable: value}, github_env)
+        output = (done.stdout + done.stderr).splitlines()
+        assert done.returncode == 1, f"{variable}={value!r}: {done.stdout}{done.stderr}"
+        assert len(output) == 1 and output[0].startswith("::error::"), f"{variable}={value!r}: {output}"
+        assert "\n" not in value or value.split("\n")[1] not in output[0]  # the value is never echoed
+        assert github_env.read_text() == "", f"{variable}={value!r}: something was written to GITHUB_ENV"
+        assert not canary.exists(), f"{variable}={value!r} ran a command"
+
+
+def test_valid_inputs_reach_later_steps_through_github_env_checked_and_normalised(default_project, tmp_path):
+    (step,) = [s for n, j, s in check_steps(default_project) if f"{n}:{j}" == "rollback.yml:rollback"]
+    reason = "the $(touch pwned) release `broke` scoring; see [a] and {b}"  # text, never evaluated
+    env = {"VERSION": "", "REASON": reason, "IMAGE_REGISTRY": "registry.example.com:5000/team"}
+    done = run_step(default_project, step["run"], env, tmp_path / "github_env")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "github_env").read_text().splitlines() == [f"{k}={v}" for k, v in env.items()]
+    assert not (default_project / "pwned").exists()
+    (step,) = [s for n, j, s in check_steps(default_project) if f"{n}:{j}" == "ci.yml:gate"]
+    for week, expected in [("08", "8"), ("0", "0"), ("", str(datetime.now(timezone.utc).isocalendar()[1]))]:
+        (tmp_path / "github_env").write_text("")
+        done = run_step(default_project, step["run"], {"WEEK": week}, tmp_path / "github_env")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (tmp_path / "github_env").read_text().splitlines() == [f"WEEK={expected}"]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the helper scripts the workflows call
 # ---------------------------------------------------------------------------------------------------------------
@@ -250,7 +420,7 @@ def test_install_scikit_learn_waits_for_a_first_deploy_and_names_what_it_cannot_
     script = str(checked_project / ".github" / "scripts" / "install_scikit_learn.py")
 
     def install(*args: str) -> subprocess.CompletedProcess:
-        env = {**os.environ, "SCIKIT_LEARN": ""}
+        env = dict(os.environ)
         return subprocess.run(
             [python, script, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
         )
@@ -305,6 +475,28 @@ def test_registry_branch_starts_empty_then_carries_each_push_to_the_next_job(two
     assert not (second / "registry" / ".lock").exists()
     log = subprocess.run(["git", "--git-dir", str(remote), "log", "--format=%s", "model-registry"], capture_output=True)
     assert log.stdout.decode().splitlines() == ["production: (none) -> v1"]
+
+
+def test_registry_branch_never_commits_the_lock_or_the_temp_files_of_a_killed_writer(two_clones):
+    remote, first, second = two_clones
+    assert registry_branch(first, "pull").returncode == 0
+    (first / "registry" / ".gitignore").write_text(".lock\n.incoming-*\n")  # as an older registry-branch.sh wrote it
+    (first / "registry" / "stages").mkdir()
+    (first / "registry" / "stages" / "production").write_text("v1\n")
+    assert registry_branch(first, "push", "production: (none) -> v1").returncode == 0
+    assert registry_branch(second, "pull").returncode == 0
+    registry = second / "registry"
+    (registry / ".lock").write_text("")
+    (registry / "stages" / ".production-k1ll3d").write_text("v2\n")  # what kill -9 during a promotion leaves
+    (registry / "models" / ".incoming-k1ll3d").mkdir(parents=True)  # and during a registration
+    (registry / "models" / ".incoming-k1ll3d" / "model.skops").write_bytes(b"half")
+    (registry / "stages" / "staging").write_text("v1\n")
+    assert registry_branch(second, "push", "staging: (none) -> v1").returncode == 0
+    tree = subprocess.run(
+        ["git", "--git-dir", str(remote), "ls-tree", "-r", "--name-only", "model-registry"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert tree.stdout.splitlines() == [".gitignore", "stages/production", "stages/staging"]
 
 
 def test_registry_branch_refuses_to_push_over_a_branch_that_moved(two_clones):
@@ -529,8 +721,10 @@ def test_ci_passes_a_harmless_change_and_comments_the_gate_report_once(deploymen
         "lint": "success",
         "test(python-version=3.12)": "success",
         "gate": "success",
+        "audit": "success",
         "all-checks-pass": "success",
     }, explain(run)
+    assert "pip-audit stand-in: offline" in run.text()
     report = deployments.comment_after_ci_pass
     assert "AUC gate: PASSED" in report and deployments.production_after["first_deploy"] in report
     assert len(re.findall(r"Resolved \d+ packages", run.text())) == 3, explain(run)  # lint, test, gate: uv.lock

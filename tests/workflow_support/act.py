@@ -9,7 +9,9 @@ What stands in for what (the workflows themselves run unchanged):
   environments through a .pth file, with pip told to use no index, and the pinned uv installed: the workflows'
   `uv sync --locked` builds the project's .venv from uv.lock (uv's cache, else PyPI);
 - docker: bin/docker (see its docstring); api.github.com and the deploy hook: github_standin.py, through
-  GITHUB_API_URL and the DEPLOY_HOOK_URL secret.
+  GITHUB_API_URL and the DEPLOY_HOOK_URL secret;
+- pip-audit (which asks PyPI for advisories): bin/pip-audit, and a pip-audit distribution record in the virtual
+  environment so that installing the project's `audit` extra needs no download.
 """
 
 from __future__ import annotations
@@ -132,6 +134,11 @@ class ActHarness:
         subprocess.run([*command, "--python", str(python), str(self.venv)], check=True, timeout=300)
         purelib = Path(sysconfig.get_path("purelib", vars={"base": str(self.venv), "platbase": str(self.venv)}))
         (purelib / "_bake_packages.pth").write_text("".join(f"{path}\n" for path in site_packages))
+        # pip sees pip-audit as installed (the `audit` extra resolves offline); bin/pip-audit stands in for its command
+        record = purelib / "pip_audit-2.10.1.dist-info"
+        record.mkdir()
+        (record / "METADATA").write_text("Metadata-Version: 2.1\nName: pip-audit\nVersion: 2.10.1\n")
+        (record / "INSTALLER").write_text("act-harness\n")
         # a .pth file brings packages, not their commands: ruff is a native binary, so it is linked in
         for folder in site_packages:
             ruff = folder.parents[2] / "bin" / "ruff"

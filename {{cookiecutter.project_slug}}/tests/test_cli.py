@@ -5,6 +5,7 @@ import socket
 
 import pytest
 
+from {{ cookiecutter.package_name }} import artifact
 from {{ cookiecutter.package_name }}.cli import PROG, main
 from {{ cookiecutter.package_name }}.config import TABLE
 
@@ -220,6 +221,7 @@ def test_gate_library_upgrade_leaves_out_a_production_model_saved_by_another_sci
     assert run(capsys, "promote", model_dir.name)[0] == 0
     metadata_file = project / "registry" / "models" / model_dir.name / "metadata.json"
     metadata_file.write_text(json.dumps({**json.loads(metadata_file.read_text()), "sklearn_version": "0.24.2"}))
+    artifact.write_manifest(metadata_file.parent)  # as that scikit-learn's save() wrote it
     code, out, _ = run(capsys, "gate", str(second_model_dir), "--out", "undeclared")
     assert code == 2 and "--library-upgrade" in out
     code, out, _ = run(capsys, "gate", str(second_model_dir), "--out", "declared", "--library-upgrade")

@@ -158,6 +158,7 @@ def saved_by_the_next_scikit_learn(model_dir, folder):
     major, minor = (int(part) for part in sklearn.__version__.split(".")[:2])
     metadata = json.loads((copy / "metadata.json").read_text())
     (copy / "metadata.json").write_text(json.dumps({**metadata, "sklearn_version": f"{major}.{minor + 1}.0"}))
+    artifact.write_manifest(copy)  # as that scikit-learn's save() wrote it
     return copy, f"{major}.{minor + 1}.0"
 
 

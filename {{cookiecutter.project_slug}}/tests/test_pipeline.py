@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from {{ cookiecutter.package_name }} import pipeline
+from {{ cookiecutter.package_name }} import artifact, pipeline
 from {{ cookiecutter.package_name }}.config import GateSettings, Settings
 from {{ cookiecutter.package_name }}.data import read_csv
 from {{ cookiecutter.package_name }}.features import FEATURES
@@ -115,6 +115,7 @@ def test_after_a_scikit_learn_upgrade_only_a_declared_library_upgrade_deploys(se
     metadata = json.loads(metadata_file.read_text())
     major, minor = (int(part) for part in metadata["sklearn_version"].split(".")[:2])
     metadata_file.write_text(json.dumps({**metadata, "sklearn_version": f"{major}.{minor - 1}.0"}))
+    artifact.write_manifest(metadata_file.parent)  # as that scikit-learn's save() wrote it
 
     undeclared = new_run(settings, week=1)
     assert run_pipeline(undeclared, WITHOUT_SERVER) == 1

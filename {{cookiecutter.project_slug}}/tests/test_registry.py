@@ -16,6 +16,8 @@ from {{ cookiecutter.package_name }} import registry as registry_module
 from {{ cookiecutter.package_name }}.artifact import ArtifactError
 from {{ cookiecutter.package_name }}.registry import Registry, RegistryError, atomic_write
 
+from tampering import reseal_manifest
+
 KILL_TRIALS = 30
 # multiprocessing's fork start method copies this already-imported process, so children start at once;
 # Python 3.12+ warns about fork in a process that has native threads (BLAS), harmless for these children
@@ -30,6 +32,7 @@ def versions(tmp_path, model_dir):
         folder = shutil.copytree(model_dir, tmp_path / "artifacts" / name)
         metadata = json.loads((folder / artifact.METADATA_FILE).read_text())
         (folder / artifact.METADATA_FILE).write_text(json.dumps({**metadata, "version": name}))
+        artifact.write_manifest(folder)
         folders.append(folder)
     return folders
 
@@ -41,6 +44,11 @@ def registry(tmp_path, versions):
     for folder in versions:
         registry.register(folder)
     return registry
+
+
+def temp_files(registry):
+    """The temp files and folders a writer leaves in stages/ and models/ while it works."""
+    return sorted(p.name for folder in (registry.stages, registry.models) for p in folder.iterdir() if p.name[0] == ".")
 
 
 def production_moves(registry):
@@ -229,6 +237,7 @@ def test_a_version_name_that_is_not_a_plain_folder_name_is_refused(tmp_path, reg
     folder = shutil.copytree(model_dir, tmp_path / "odd")
     metadata = json.loads((folder / artifact.METADATA_FILE).read_text())
     (folder / artifact.METADATA_FILE).write_text(json.dumps({**metadata, "version": version}))
+    artifact.write_manifest(folder)
     before = sorted(path.name for path in registry.root.rglob("*"))
     with pytest.raises(ArtifactError, match="is not a version name"):
         registry.register(folder)
@@ -241,10 +250,12 @@ def test_a_model_folder_the_service_could_not_serve_is_refused_at_registration(t
         metadata = json.loads((folder / artifact.METADATA_FILE).read_text())
         metadata = {k: v for k, v in {**metadata, **(metadata_changes or {})}.items() if k != drop}
         (folder / artifact.METADATA_FILE).write_text(json.dumps(metadata))
+        reseal_manifest(folder)
         return folder
 
     no_metrics = broken("no-metrics")
     (no_metrics / artifact.METRICS_FILE).unlink()
+    reseal_manifest(no_metrics)
     for folder, message in [
         (no_metrics, "metrics.json"),
         (broken("no-features", drop="features"), "lacks features"),
@@ -330,7 +341,7 @@ def test_sigkill_during_promotions_never_leaves_a_broken_registry(registry):
         child.start()
         try:
             assert started.wait(30)
-            time.sleep(rng.uniform(0, 0.03))
+            time.sleep(rng.uniform(0, 0.06))  # a promotion (verify, two fsyncs) takes about 30 ms
         finally:
             child.kill()
             child.join(30)
@@ -340,5 +351,100 @@ def test_sigkill_during_promotions_never_leaves_a_broken_registry(registry):
         assert all(json.loads(line)["to"] in registry.versions() for line in lines)
         registry.repair()
         assert registry.current("production") == production_moves(registry)[-1]["to"]
+        assert temp_files(registry) == []
     # the children really were promoting when they were killed
     assert len(production_moves(registry)) > KILL_TRIALS
+
+
+@pytest.mark.parametrize(
+    "pointer",
+    ["../outside", "/etc", "models/v1", "v1/../v2", ".hidden", "v1\nv2", "v" * 300],
+    ids=["parent", "absolute", "nested", "dot-dot-inside", "hidden", "two-lines", "too-long"],
+)
+def test_a_stage_pointer_that_is_not_a_version_in_models_is_refused(registry, pointer):
+    registry.promote("v1", "production")
+    (registry.stages / "production").write_text(pointer + "\n")
+    with pytest.raises(RegistryError, match="does not hold a version name"):
+        registry.current("production")
+
+
+@pytest.mark.parametrize("version", ["../v1", "/tmp", "v1/.", "v1/../v2"])
+def test_a_version_that_is_a_path_is_not_a_registered_folder(registry, version):
+    with pytest.raises(RegistryError, match="no version"):
+        registry.folder(version)
+    with pytest.raises(RegistryError, match="no version"):
+        registry.promote(version, "production")
+    assert registry.current("production") is None
+
+
+def test_a_linked_version_folder_is_not_a_registered_version(registry, tmp_path, versions):
+    (registry.models / "v9").symlink_to(versions[0])
+    assert "v9" not in registry.versions()
+    with pytest.raises(RegistryError, match="no version 'v9'"):
+        registry.promote("v9", "production")
+
+
+def test_a_history_entry_naming_a_path_is_refused_and_never_becomes_a_pointer(registry):
+    registry.promote("v1", "production")
+    entry = {**registry.history()[-1], "from": "v1", "to": "../../outside"}
+    with registry.history_file.open("a") as file:
+        file.write(json.dumps(entry) + "\n")
+    with pytest.raises(RegistryError, match="is not a history entry"):
+        registry.repair()
+    assert (registry.stages / "production").read_text() == "v1\n"
+
+
+def test_repair_removes_the_temp_files_a_killed_promotion_or_registration_left(registry):
+    registry.promote("v1", "production")
+    # what kill -9 leaves: atomic_write's temp pointer, register's half-copied folder
+    (registry.stages / ".production-k1ll3d").write_text("v2\n")
+    (registry.models / ".incoming-k1ll3d").mkdir()
+    (registry.models / ".incoming-k1ll3d" / artifact.MODEL_FILE).write_bytes(b"half")
+    registry.repair()
+    assert temp_files(registry) == []
+    assert registry.current("production") == "v1"
+    assert registry.versions() == ["v1", "v2", "v3"]
+
+
+def test_register_refuses_a_linked_file_and_names_it(tmp_path, registry, model_dir):
+    (tmp_path / "secret").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    folder = shutil.copytree(model_dir, tmp_path / "linked")
+    (folder / "report.md").symlink_to(tmp_path / "secret")
+    before = registry.history()
+    with pytest.raises(ArtifactError, match="report.md"):
+        registry.register(folder)
+    assert model_dir.name not in registry.versions()
+    assert registry.history() == before
+    assert not any("root:x:0" in path.read_text() for path in registry.models.rglob("report.md"))
+
+
+def test_register_refuses_extra_files_and_names_them(tmp_path, registry, model_dir):
+    folder = shutil.copytree(model_dir, tmp_path / "extra")
+    (folder / "notes.txt").write_text("planted")
+    (folder / "cache").mkdir()
+    with pytest.raises(ArtifactError, match="cache, notes.txt"):
+        registry.register(folder)
+    assert model_dir.name not in registry.versions()
+    assert temp_files(registry) == []
+
+
+def test_register_copies_the_gate_report_and_adds_it_to_the_manifest(tmp_path, model_dir):
+    folder = shutil.copytree(model_dir, tmp_path / "reported")
+    (folder / "report.md").write_text("## AUC gate: PASSED\n")
+    registry = Registry(tmp_path / "registry")
+    version = registry.register(folder)
+    copy = registry.folder(version)
+    assert sorted(path.name for path in copy.iterdir()) == sorted(path.name for path in folder.iterdir())
+    assert "report.md" in json.loads((copy / artifact.MANIFEST_FILE).read_text())["files"]
+    (copy / "report.md").write_text("## AUC gate: PASSED (edited)\n")
+    with pytest.raises(ArtifactError, match="report.md does not match its sha256"):
+        registry.promote(version, "production")
+
+
+@pytest.mark.parametrize("reason", ["two\nlines", "\x1b[31mred", "x" * 501], ids=["newline", "escape", "too-long"])
+def test_a_reason_that_is_not_one_printable_line_is_refused(registry, reason):
+    before = registry.history()
+    with pytest.raises(RegistryError, match="one printable line"):
+        registry.promote("v1", "production", reason=reason)
+    assert registry.history() == before
+    assert registry.current("production") is None

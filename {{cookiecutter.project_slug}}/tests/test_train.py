@@ -35,7 +35,12 @@ def test_build_model_passes_the_seed_to_the_estimator():
 
 
 def test_a_model_folder_holds_exactly_the_model_its_metadata_and_its_metrics(model_dir):
-    assert sorted(path.name for path in model_dir.iterdir()) == ["metadata.json", "metrics.json", "model.skops"]
+    assert sorted(path.name for path in model_dir.iterdir()) == [
+        "manifest.json",
+        "metadata.json",
+        "metrics.json",
+        "model.skops",
+    ]
     assert [path.name for path in model_dir.parent.iterdir()] == [model_dir.name]  # no half-written folder left
 
 

@@ -44,9 +44,9 @@ pull() {
       exit 1
       ;;
   esac
-  if [ ! -f "$DIR/.gitignore" ]; then
-    printf '.lock\n.incoming-*\n' > "$DIR/.gitignore"
-  fi
+  # written on every pull, so a branch made by an older version of this script gets the full list: the lock and the
+  # temp files of a writer killed mid-promotion (stages/.<stage>-*) or mid-registration (models/.incoming-*)
+  printf '.lock\n.incoming-*\nstages/.*\n' > "$DIR/.gitignore"
 }
 
 push() {

@@ -1,14 +1,19 @@
-"""A trained model as a folder: model.skops, metadata.json and metrics.json, verified on load."""
+"""A trained model as a folder: model.skops, metadata.json, metrics.json and manifest.json, verified on load."""
 
 from __future__ import annotations
 
 import json
+import math
 import platform
 import re
 import subprocess
+import zipfile
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import sklearn
@@ -16,14 +21,38 @@ import skops
 import skops.io
 
 from .data import sha256_of
-from .features import Feature
+from .features import Feature, Kind
 
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
 LOCK_FILE = Path("uv.lock")  # the project's lock, beside pyproject.toml in the folder the commands run from
+MANIFEST_FILE = "manifest.json"
+MODEL_FILES = (MODEL_FILE, METADATA_FILE, METRICS_FILE)  # written by save, always in the manifest
+REPORT_FILES = ("gate.json", "report.md", "roc.png")  # the gate's, added to the manifest when registered
 REQUIRED = ("version", "features", "model_sha256", "train_data", "python_version", "sklearn_version", "skops_version")
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a folder name: no path separator, no dot first
+LIBRARY_VERSION = re.compile(r"[0-9]+(\.[0-9]+)+[0-9a-z.+-]{0,30}")
+
+# what a fitted estimator holds besides its classes: plain values, numpy arrays, scalars, dtypes and random states
+DATA_TYPES = frozenset(
+    {f"builtins.{name}" for name in ("bool", "bytes", "dict", "float", "int", "list", "slice", "str", "tuple")}
+    | {f"numpy.{kind.__name__}" for kind in np.sctypeDict.values()}
+    | {"numpy.ndarray", "numpy.dtype", "numpy.random.mtrand.RandomState", "numpy.random._generator.Generator"}
+)
+
+# ----------------------------------------------------------------------------
+# EDIT HERE: the classes a model file may hold, as "module.Class". Loading refuses
+# every other class, and every function or method (a FunctionTransformer's func,
+# say) unless it is listed here too: listing one lets a model file call it. These
+# are the classes of build_model() in train.py; change one, run the tests, and
+# tests/test_artifact.py names each class to add.
+# ----------------------------------------------------------------------------
+TRUSTED_TYPES: tuple[str, ...] = (
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.linear_model._logistic.LogisticRegression",
+)
 
 
 class ArtifactError(Exception):
@@ -98,7 +127,37 @@ def save(estimator: object, folder: Path, metadata: dict, metrics: dict) -> dict
     }
     (folder / METADATA_FILE).write_text(json.dumps(full, indent=2) + "\n")
     (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    write_manifest(folder)
     return full
+
+
+def write_manifest(folder: Path, names: Iterable[str] = MODEL_FILES) -> None:
+    """Record the sha256 of each named file of a model folder in its manifest.json."""
+    files = {name: sha256_of(folder / name) for name in sorted(names)}
+    (folder / MANIFEST_FILE).write_text(json.dumps({"files": files}, indent=2) + "\n")
+
+
+def check_manifest(folder: Path) -> dict[str, str]:
+    """Check each file of a model folder against manifest.json, refusing links and unknown files; return it."""
+    if (folder / MANIFEST_FILE).is_symlink():
+        raise ArtifactError(f"{folder / MANIFEST_FILE} is a symbolic link")
+    files = read_json(folder / MANIFEST_FILE).get("files")
+    if not isinstance(files, dict) or not all(isinstance(sha, str) for sha in files.values()):
+        raise ArtifactError(f"{folder / MANIFEST_FILE} does not map file names to sha256")
+    if set(files) - {*MODEL_FILES, *REPORT_FILES} or set(MODEL_FILES) - set(files):
+        raise ArtifactError(f"{folder / MANIFEST_FILE} must list {', '.join(MODEL_FILES)} and only model files")
+    for name, sha in files.items():
+        path = folder / name
+        if path.is_symlink() or not path.is_file():
+            raise ArtifactError(f"{path} is missing or not a regular file")
+        if sha256_of(path) != sha:
+            raise ArtifactError(f"{path} does not match its sha256 in {MANIFEST_FILE}: refusing a tampered model")
+    unlisted = [path for path in folder.iterdir() if path.name != MANIFEST_FILE and path.name not in files]
+    # the gate may write its report into the folder after training; registering adds it to the manifest
+    extra = sorted(p.name for p in unlisted if p.name not in REPORT_FILES or p.is_symlink() or not p.is_file())
+    if extra:
+        raise ArtifactError(f"{folder} holds what a model folder must not (links, unknown files): {', '.join(extra)}")
+    return files
 
 
 def read_json(path: Path) -> dict:
@@ -127,44 +186,122 @@ def lineage(folder: Path) -> dict:
     return flat
 
 
+def check_features(items: object) -> tuple[Feature, ...]:
+    """The feature list of a model's metadata, refusing duplicates, unknown kinds and broken ranges."""
+    if not isinstance(items, list) or not items:
+        raise ValueError("it must be a non-empty list")
+    features = tuple(Feature.from_dict(item) if isinstance(item, dict) else None for item in items)
+    for feature in features:
+        if feature is None or not isinstance(feature.name, str) or not feature.name:
+            raise ValueError("each feature must be an object with a name")
+        if feature.kind not in get_args(Kind):
+            raise ValueError(f"{feature.name}: kind must be one of {', '.join(get_args(Kind))}")
+        if not isinstance(feature.description, str):
+            raise ValueError(f"{feature.name}: the description must be text")
+        bounds = [b for b in (feature.minimum, feature.maximum) if b is not None]
+        if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds):
+            raise ValueError(f"{feature.name}: minimum and maximum must be finite numbers or null")
+        if len(bounds) == 2 and feature.minimum > feature.maximum:
+            raise ValueError(f"{feature.name}: minimum is above maximum")
+    duplicated = sorted(name for name, count in Counter(f.name for f in features).items() if count > 1)
+    if duplicated:
+        raise ValueError(f"duplicated: {', '.join(duplicated)}")
+    return features
+
+
 def verify(folder: Path) -> dict:
-    """Check a model folder: its metadata and metrics, the model's sha256 and scikit-learn version; return metadata."""
-    metadata = read_json(folder / METADATA_FILE)
+    """Check a model folder: its manifest, metadata, metrics and scikit-learn version; return its metadata."""
+    files = check_manifest(folder)
+    where = folder / METADATA_FILE
+    metadata = read_json(where)
     missing = [key for key in REQUIRED if key not in metadata]
     if missing:
-        raise ArtifactError(f"{folder / METADATA_FILE} lacks {', '.join(missing)}")
+        raise ArtifactError(f"{where} lacks {', '.join(missing)}")
     if not VERSION_NAME.fullmatch(str(metadata["version"])):
-        raise ArtifactError(f"{folder / METADATA_FILE}: {metadata['version']!r} is not a version name")
+        raise ArtifactError(f"{where}: {metadata['version']!r} is not a version name")
     try:
-        [Feature.from_dict(item) for item in metadata["features"]]
-    except (TypeError, ValueError, KeyError) as error:
-        raise ArtifactError(f"{folder / METADATA_FILE}: the feature list is broken: {error}") from None
-    read_json(folder / METRICS_FILE)
-    model_file = folder / MODEL_FILE
-    if not model_file.is_file():
-        raise ArtifactError(f"{model_file} is missing")
-    if sha256_of(model_file) != metadata.get("model_sha256"):
-        raise ArtifactError(f"{model_file} does not match the sha256 in its metadata: refusing a tampered model")
-    saved, running = str(metadata.get("sklearn_version")), sklearn.__version__
+        check_features(metadata["features"])
+    except (TypeError, ValueError) as error:
+        raise ArtifactError(f"{where}: the feature list is broken: {error}") from None
+    if not isinstance(metadata["train_data"], dict) or not isinstance(metadata["train_data"].get("sha256"), str):
+        raise ArtifactError(f"{where}: train_data must record the training data's sha256")
+    holdout = read_json(folder / METRICS_FILE).get("holdout")
+    if not isinstance(holdout, dict) or not isinstance(holdout.get("auc"), (int, float)):
+        raise ArtifactError(f"{folder / METRICS_FILE} lacks the holdout AUC")
+    if files[MODEL_FILE] != metadata["model_sha256"]:  # the manifest's sha256 is the file's, checked above
+        raise ArtifactError(f"{folder / MODEL_FILE} does not match the sha256 in its metadata: refusing it")
+    saved, running = str(metadata["sklearn_version"]), sklearn.__version__
+    if not LIBRARY_VERSION.fullmatch(saved):
+        raise ArtifactError(f"{where}: {saved[:40]!r} is not a scikit-learn version")
     if saved.split(".")[:2] != running.split(".")[:2]:
         raise LibraryMismatch(folder, saved, running)
+    check_types(folder / MODEL_FILE)
     return metadata
 
 
+def trusted_types() -> frozenset[str]:
+    """Every type, function and method a model file may name: plain data and TRUSTED_TYPES."""
+    return DATA_TYPES | set(TRUSTED_TYPES)
+
+
+def types_in(model_file: Path) -> set[str]:
+    """Every type, function and method a skops file names, read from its schema without loading anything."""
+    with zipfile.ZipFile(model_file) as archive:
+        stack, names = [json.loads(archive.read("schema.json"))], set()
+    while stack:  # a walk of every object in the schema, so nothing nested escapes the check
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+            if node.keys() & {"__class__", "__module__", "__loader__"} and node.get("__loader__") != "CachedNode":
+                module, name = node.get("__module__"), node.get("__class__")
+                if not (isinstance(module, str) and isinstance(name, str)):
+                    raise ValueError(f"an object without a module and name: {str(node)[:80]}")
+                if node.get("__loader__") == "MethodNode":  # a bound method: Class.method, trusted only by that name
+                    content = node.get("content")
+                    name += f".{content.get('func') if isinstance(content, dict) else None}"
+                names.add(f"{module}.{name}")
+    return names
+
+
+def check_types(model_file: Path) -> None:
+    """Refuse a skops file that names a type, function or method outside trusted_types(), without loading it."""
+    try:
+        refused = sorted(types_in(model_file) - trusted_types())
+    except Exception as error:  # zipfile and json raise many kinds on a malformed file
+        raise ArtifactError(f"cannot load {model_file}: {error}") from None
+    if refused:
+        raise ArtifactError(
+            f"{model_file} holds types this project does not trust: {', '.join(refused)} "
+            "(if build_model() uses them, add them to TRUSTED_TYPES in artifact.py)"
+        )
+
+
 def load(folder: Path) -> LoadedModel:
-    """Verify and load a model folder, trusting only scikit-learn's own types in the skops file."""
+    """Verify and load a model folder; the skops file may name only the types in trusted_types()."""
     metadata = verify(folder)
     model_file = folder / MODEL_FILE
     try:
-        untrusted = skops.io.get_untrusted_types(file=model_file)
-        foreign = [name for name in untrusted if not name.startswith("sklearn.")]
-        if foreign:
-            raise ArtifactError(f"{model_file} holds types outside scikit-learn: {', '.join(foreign)}")
-        estimator = skops.io.load(model_file, trusted=untrusted)
-    except ArtifactError:
-        raise
+        # skops trusts its defaults plus the list given: only what verify let through, so skops refuses the rest
+        trusted = [name for name in skops.io.get_untrusted_types(file=model_file) if name in trusted_types()]
+        estimator = skops.io.load(model_file, trusted=trusted)
     except Exception as error:  # skops raises many kinds on a malformed file
         raise ArtifactError(f"cannot load {model_file}: {error}") from None
+    check_estimator(estimator, check_features(metadata["features"]), model_file)
+    return LoadedModel(estimator, metadata)
+
+
+def check_estimator(estimator: object, features: tuple[Feature, ...], model_file: Path) -> None:
+    """Refuse an estimator that cannot score the metadata's features: no predict_proba, another width or order."""
     if not hasattr(estimator, "predict_proba"):
         raise ArtifactError(f"{model_file} holds a {type(estimator).__name__}, which has no predict_proba")
-    return LoadedModel(estimator, metadata)
+    names = [feature.name for feature in features]
+    width = getattr(estimator, "n_features_in_", len(names))
+    if width != len(names):
+        raise ArtifactError(f"{model_file} expects {width} features, its metadata lists {len(names)}")
+    fitted_names = getattr(estimator, "feature_names_in_", None)
+    if fitted_names is not None and list(fitted_names) != names:
+        raise ArtifactError(f"{model_file} was fitted on the features {list(fitted_names)}, its metadata lists {names}")
+    if len(getattr(estimator, "classes_", (0, 1))) != 2:
+        raise ArtifactError(f"{model_file} does not hold a two-class model")

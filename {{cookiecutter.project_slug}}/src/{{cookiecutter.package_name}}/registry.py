@@ -16,6 +16,8 @@ from . import artifact
 
 STAGES = ("staging", "production")
 HISTORY_KEYS = {"time", "user", "action", "stage", "from", "to", "reason"}
+MAX_REASON = 500  # characters of one history reason
+POINTER_BYTES = 256  # a stage pointer holds one version name; anything longer is not one
 
 
 class RegistryError(Exception):
@@ -58,23 +60,31 @@ class Registry:
         """All registered versions, oldest first."""
         if not self.models.is_dir():
             return []
-        return sorted(p.name for p in self.models.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(p.name for p in self.models.iterdir() if _is_version_folder(p))
 
     def folder(self, version: str) -> Path:
-        """The folder of a registered version."""
-        if version not in self.versions():
+        """The folder of a registered version: a plain name of a real folder in ``models/``, never a path or link."""
+        if not (_is_version(version) and _is_version_folder(self.models / version)):
             raise RegistryError(f"no version {version!r} in {self.root}; see the `models` command")
         return self.models / version
 
     def current(self, stage: str) -> str | None:
-        """The version a stage points at, or None."""
+        """The version a stage points at, or None; a pointer that is not a plain version name is refused."""
         self._check_stage(stage)
+        pointer = self.stages / stage
         try:
-            return (self.stages / stage).read_text().strip() or None
+            with pointer.open("rb") as file:
+                text = file.read(POINTER_BYTES + 1).decode().strip()
         except FileNotFoundError:
             return None
         except UnicodeDecodeError:
-            raise RegistryError(f"{self.stages / stage} does not hold a version name") from None
+            text = None
+        if text == "":
+            return None
+        if text is None or not artifact.VERSION_NAME.fullmatch(text):
+            shown = f" ({text[:60]!r})" if text else ""
+            raise RegistryError(f"{pointer} does not hold a version name{shown}: a stage names a folder of models/")
+        return text
 
     def history(self) -> list[dict]:
         """Every registration, promotion and rollback, oldest first."""
@@ -92,21 +102,26 @@ class Registry:
                 entry = json.loads(line)
             except ValueError:
                 entry = None
-            if not (isinstance(entry, dict) and entry.keys() >= HISTORY_KEYS):
+            if not _is_history_entry(entry):
                 raise RegistryError(f"{self.history_file}, line {number} is not a history entry: {line[:80]!r}")
             entries.append(entry)
         return entries
 
     def register(self, source: Path, reason: str = "trained") -> str:
-        """Copy a verified model folder into the registry; return its version."""
-        version = artifact.verify(source)["version"]
+        """Copy a verified model folder's files (never a link) into the registry; return its version."""
+        _check_reason(reason)
+        version = artifact.verify(source)["version"]  # refuses links and unknown files, naming them
         with self._lock():
             if version in self.versions():
                 raise RegistryError(f"version {version} is already registered")
             incoming = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.models))
             try:
-                shutil.copytree(source, incoming, dirs_exist_ok=True)
-                artifact.verify(incoming)
+                names = [path.name for path in source.iterdir()]
+                for name in names:
+                    shutil.copyfile(source / name, incoming / name, follow_symlinks=False)
+                artifact.verify(incoming)  # the copy: the source may have changed since it was checked
+                artifact.write_manifest(incoming, [name for name in names if name != artifact.MANIFEST_FILE])
+                os.chmod(incoming, 0o755)  # readable by a service running as another user, as the pointers are
                 incoming.rename(self.models / version)
             except BaseException:
                 shutil.rmtree(incoming, ignore_errors=True)
@@ -117,12 +132,14 @@ class Registry:
     def promote(self, version: str, stage: str, reason: str = "manual") -> str | None:
         """Point a stage at a verified version; return the version it pointed at before."""
         self._check_stage(stage)
+        _check_reason(reason)
         with self._lock():
             self.repair()  # finish a move a crash left half done, so the history and the pointers agree
             return self._move(version, stage, reason, "promote")
 
     def rollback(self, to: str | None = None, reason: str = "manual rollback") -> tuple[str | None, str]:
         """Move production back to ``to`` or to the version it replaced; return (from, to)."""
+        _check_reason(reason)
         with self._lock():
             self.repair()  # as in promote: "the version it replaced" is read from the history
             target = to or self.previous_production()
@@ -149,8 +166,14 @@ class Registry:
         raise RegistryError(f"production ({current}) replaced no earlier version: nothing to roll back to")
 
     def repair(self) -> None:
-        """Make each stage pointer agree with the history after a crash between the two writes."""
+        """Finish what a crash left: remove temp files, and make each stage pointer agree with the history."""
         with self._lock():
+            # every writer holds the lock while its temp files exist: with the lock held, any left are a dead writer's
+            for temp in [*self.stages.glob(".*"), *self.models.glob(".incoming-*")]:
+                if temp.is_dir() and not temp.is_symlink():
+                    shutil.rmtree(temp)
+                else:
+                    temp.unlink()
             for stage in STAGES:
                 moves = [e for e in self.history() if e["stage"] == stage]
                 if moves and self.current(stage) != moves[-1]["to"]:
@@ -188,3 +211,30 @@ class Registry:
         """Reject a stage name that is not one of STAGES."""
         if stage not in STAGES:
             raise RegistryError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
+
+
+def _is_version_folder(path: Path) -> bool:
+    """A registered version's folder: named like a version, a real folder (not a link)."""
+    return bool(artifact.VERSION_NAME.fullmatch(path.name)) and path.is_dir() and not path.is_symlink()
+
+
+def _is_version(name: object) -> bool:
+    """A plain version name (what a history entry or a stage pointer may hold)."""
+    return isinstance(name, str) and bool(artifact.VERSION_NAME.fullmatch(name))
+
+
+def _is_history_entry(entry: object) -> bool:
+    """A history line's shape: the keys, a known stage, and plain version names."""
+    return (
+        isinstance(entry, dict)
+        and entry.keys() >= HISTORY_KEYS
+        and entry["stage"] in (None, *STAGES)
+        and _is_version(entry["to"])
+        and (entry["from"] is None or _is_version(entry["from"]))
+    )
+
+
+def _check_reason(reason: str) -> None:
+    """Refuse a reason that is not one printable line: it goes into the history and the registry branch's log."""
+    if not (isinstance(reason, str) and reason.isprintable() and len(reason) <= MAX_REASON):
+        raise RegistryError(f"a reason must be one printable line of at most {MAX_REASON} characters")

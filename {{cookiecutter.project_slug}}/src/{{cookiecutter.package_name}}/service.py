@@ -108,9 +108,9 @@ class ModelSlot:
             return
         self._pointer = pointer
         try:
-            self.serving = prepare(self.registry.models / pointer, self.max_batch)
+            self.serving = prepare(self.registry.folder(pointer), self.max_batch)
             self.log.info("serving %s model %s", self.stage, pointer)
-        except (artifact.ArtifactError, KeyError, TypeError) as error:
+        except Exception as error:  # whatever fails to load or verify is never served: keep the current model
             self.log.error("refusing %s model %s, keeping the current one: %s", self.stage, pointer, error)
 
 

