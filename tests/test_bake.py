@@ -19,6 +19,7 @@ else:  # pragma: no cover
 EXPECTED_FILES = [
     ".dockerignore",
     ".github/dependabot.yml",
+    ".github/requirements-uv.txt",
     ".github/scripts/check_inputs.py",
     ".github/scripts/github_api.py",
     ".github/scripts/install_scikit_learn.py",
@@ -38,6 +39,7 @@ EXPECTED_FILES = [
     "src/PACKAGE/__main__.py",
     "src/PACKAGE/artifact.py",
     "src/PACKAGE/cli.py",
+    "src/PACKAGE/cli_reproduce.py",
     "src/PACKAGE/config.py",
     "src/PACKAGE/data.py",
     "src/PACKAGE/evaluate.py",
@@ -47,6 +49,7 @@ EXPECTED_FILES = [
     "src/PACKAGE/monitor.py",
     "src/PACKAGE/pipeline.py",
     "src/PACKAGE/registry.py",
+    "src/PACKAGE/reproduce.py",
     "src/PACKAGE/service.py",
     "src/PACKAGE/train.py",
     "tests/conftest.py",
@@ -62,10 +65,12 @@ EXPECTED_FILES = [
     "tests/test_monitor.py",
     "tests/test_pipeline.py",
     "tests/test_registry.py",
+    "tests/test_reproduce.py",
     "tests/test_security.py",
     "tests/test_service.py",
     "tests/test_train.py",
     "tox.ini",
+    "uv.lock",
 ]
 
 UNRENDERED = re.compile(r"{{|{%|cookiecutter\.")

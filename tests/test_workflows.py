@@ -206,7 +206,7 @@ def test_jobs_that_hold_write_tokens_restore_no_cache(default_project):
 def test_ci_audits_the_dependencies_with_pip_audit_and_requires_it(default_project):
     ci = workflow(default_project, "ci.yml")["jobs"]
     runs = [step.get("run", "") for step in ci["audit"]["steps"]]
-    assert 'python -m pip install -e ".[audit]"' in runs
+    assert any("uv sync --locked --extra audit" in run for run in runs)
     assert any(run.startswith("pip-audit ") and "--vulnerability-service pypi" in run for run in runs)
     assert ci["audit"]["permissions"] == {"contents": "read"}
     assert "audit" in ci["all-checks-pass"]["needs"]
@@ -221,7 +221,7 @@ def test_the_base_image_is_pinned_by_digest_and_dependabot_proposes_new_digests(
     assert re.fullmatch(rf"python:{re.escape(python)}-slim@sha256:[0-9a-f]{{64}}", froms[0])
     assert froms[1:] == ["${BASE_IMAGE}", "${BASE_IMAGE}"]  # both stages: the pinned one unless BASE_IMAGE is given
     updates = yaml.safe_load((project / ".github" / "dependabot.yml").read_text())["updates"]
-    assert {update["package-ecosystem"] for update in updates} == {"github-actions", "pip", "docker"}
+    assert {update["package-ecosystem"] for update in updates} == {"github-actions", "uv", "pip", "docker"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
