@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from . import artifact, pipeline
 from .config import Settings, load_settings
+from .console import Console, log_path
 from .data import read_csv
 from .evaluate import auc_estimate
 from .gate import run_gate, write_outputs
@@ -208,8 +209,11 @@ def cmd_smoke_test(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_pipeline(settings: Settings, args: argparse.Namespace) -> int:
     """Run the local CD pipeline for a week."""
-    run = pipeline.Run(settings, args.week, run_tests=not args.skip_tests, library_upgrade=args.library_upgrade)
-    return pipeline.run_pipeline(run)
+    with Console(verbose=args.verbose, log=log_path("pipeline")) as console:
+        run = pipeline.Run(
+            settings, args.week, run_tests=not args.skip_tests, library_upgrade=args.library_upgrade, console=console
+        )
+        return pipeline.run_pipeline(run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--wait", type=number(float, 0, 3600), default=90, help="seconds to wait for /ready (90)")
     pipeline_command = add(cmd_pipeline, week, upgrade)
     pipeline_command.add_argument("--skip-tests", action="store_true", help="do not run the unit tests first")
+    pipeline_command.add_argument(
+        "-v", "--verbose", action="store_true", help="show every stage's full output (always in logs/pipeline-*.log)"
+    )
     return parser
 
 
