@@ -14,6 +14,8 @@ VOLATILE = [
     (re.compile(r"\b\d{8}-\d{6}-[0-9a-f]{8}\b"), "<version>"),  # model versions: creation time + sha256 start
     (re.compile(r"\b\d{8}-\d{6}\b"), "<timestamp>"),  # log file names
     (re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?: ?(?:[+-]\d{2}:?\d{2}|Z))?"), "<time>"),
+    (re.compile(r"\b[A-Z][a-z]{2} [A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2} \d{4} [+-]\d{4}"), "<time>"),  # git's dates
+    (re.compile(r" \(\d+:\d{2}:\d{2}\)"), ""),  # pytest adds "(0:01:10)" to runs over a minute
     (re.compile(r"\b[0-9a-f]{64}\b"), "<sha256>"),
     (re.compile(r"(?<!\w)(?<!\d\.)[0-9a-f]{7,40}(?!\w)"), "<commit>"),  # full or abbreviated; never decimals
     (re.compile(r"(?<=127\.0\.0\.1:)\d+"), "<port>"),
@@ -59,9 +61,10 @@ def matches(shown: str, actual: str) -> bool:
 
 
 def refreshed(shown: str, actual: str) -> str | None:
-    """The shown text redone from the real output, keeping its `...` elisions; None when an elided part is lost."""
-    if matches(shown, actual):
-        return shown.strip("\n")  # still right: leave ids and times as the page has them
+    """The shown text redone from the real output, keeping its `...` elisions; None when a kept part is gone.
+
+    Every shown output of a page is redone from the same run, so the ids it shows agree from one block to the next.
+    """
     raw = [line.rstrip() for line in actual.strip("\n").splitlines()]
     parts = segments(shown)
     if len(parts) == 1:
