@@ -36,7 +36,7 @@ def segments(shown: str) -> list[list[str]]:
     """The shown lines split at `...` lines; an empty first or last segment means the elision is at that end."""
     parts: list[list[str]] = [[]]
     for line in normalise(shown).splitlines():
-        if line.strip() == ELLIPSIS:
+        if line == ELLIPSIS:  # not indented: argparse's usage ends with an indented "..." of its own
             parts.append([])
         else:
             parts[-1].append(line)

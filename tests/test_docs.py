@@ -142,6 +142,8 @@ def test_an_ellipsis_line_stands_for_any_lines_and_an_update_keeps_it():
     assert not matches(shown, actual)
     assert refreshed(shown, actual) == "[1/3] a  2.0 s  first\n...\n[3/3] c  0.3 s  new result"
     assert refreshed("x\n...\nkept middle\n...\ny", "x\nother\ny") is None  # the kept middle line is gone
+    assert matches("usage: tool [-h]\n            ...", "usage: tool [-h]\n            ...\n")  # indented: literal
+    assert not matches("usage: tool [-h]\n            ...", "usage: tool [-h]\nmore\n            ...\n")
 
 
 def test_every_runnable_tutorial_block_that_prints_something_the_reader_needs_shows_it():
