@@ -60,10 +60,11 @@ def matches(shown: str, actual: str) -> bool:
     return cursor <= end
 
 
-def refreshed(shown: str, actual: str) -> str | None:
-    """The shown text redone from the real output, keeping its `...` elisions; None when a kept part is gone.
+def refreshed(shown: str, actual: str) -> str:
+    """The shown text redone from the real output, keeping its `...` elisions while the lines they keep remain.
 
     Every shown output of a page is redone from the same run, so the ids it shows agree from one block to the next.
+    A kept part is found again by its first line; when one is gone, the whole output replaces the shown text.
     """
     raw = [line.rstrip() for line in actual.strip("\n").splitlines()]
     parts = segments(shown)
@@ -77,7 +78,7 @@ def refreshed(shown: str, actual: str) -> str | None:
         # a kept part is found again by its first line, and keeps its length
         found = next((i for i in range(cursor, end) if lines[i] == part[0]), None) if part else cursor
         if found is None:
-            return None
+            return "\n".join(raw)
         kept.append(raw[found : found + len(part)])
         cursor = found + len(part)
     kept.append(raw[end:] if last else [])
