@@ -1,16 +1,36 @@
-"""Finish the generated project: make a git repository with a first commit when asked."""
+"""Finish the generated project: a git repository with a first commit, and a word about the answers left to fix."""
 
+import json
 import subprocess
 import sys
 
 INIT_GIT = "{{ cookiecutter.init_git }}" == "True"
+# free text arrives as JSON in single-quoted raw strings (tojson escapes every quote), so any answer leaves this
+# file valid Python; the formatter must not turn them into double quotes, which the JSON itself starts with
+# fmt: off
+AUTHOR_NAME = r'{{ cookiecutter.author_name | tojson }}'
+AUTHOR_EMAIL = r'{{ cookiecutter.author_email | tojson }}'
+GITHUB_OWNER = r'{{ cookiecutter.github_owner | tojson }}'
+# fmt: on
+PLACEHOLDER_OWNER = "your-github-user"  # cookiecutter.json's default
 # the first commit is the template's; later commits carry the user's own git identity
 TEMPLATE_IDENTITY = ("-c", "user.name=cookiecutter-ml-cd", "-c", "user.email=cookiecutter-ml-cd@localhost")
+
+
+def answer(rendered):
+    """The text of a rendered answer constant (one line, spaces collapsed, as git wants an identity)."""
+    return " ".join(str(json.loads(rendered)).split())
 
 
 def git(*args):
     """Run a git command in the new project, failing loudly."""
     subprocess.run(["git", *args], check=True, stdout=subprocess.DEVNULL)
+
+
+def git_config(key):
+    """The value git would use for ``key`` here (local, global or system), or "" when none is set."""
+    found = subprocess.run(["git", "config", "--get", key], capture_output=True, text=True)
+    return found.stdout.strip() if found.returncode == 0 else ""
 
 
 def init_git_repository():
@@ -20,13 +40,35 @@ def init_git_repository():
     git(*TEMPLATE_IDENTITY, "commit", "--quiet", "--no-verify", "-m", "Initial commit from cookiecutter-ml-cd")
 
 
+def set_missing_identity(name, email):
+    """Give this repository the prompts' name and email where git has none, so the user's commits work."""
+    missing = {key: value for key, value in (("user.name", name), ("user.email", email)) if not git_config(key)}
+    for key, value in missing.items():
+        if value:
+            git("config", "--local", key, value)
+    if missing:
+        print(f"git had no {' or '.join(missing)}: this repository commits as {name} <{email}> (git config --local)")
+
+
+def warn_about_placeholder_owner(owner):
+    """Say on stderr when github_owner is still the placeholder: the image label and the docs' URLs use it."""
+    if owner == PLACEHOLDER_OWNER:
+        print(
+            f"WARNING: github_owner is still {PLACEHOLDER_OWNER!r}: the image's source label (Dockerfile) names "
+            f"https://github.com/{PLACEHOLDER_OWNER}/...; replace it there, or bake again with your GitHub user",
+            file=sys.stderr,
+        )
+
+
 def main():
     """Run the chosen finishing steps."""
     if INIT_GIT:
         try:
             init_git_repository()
+            set_missing_identity(answer(AUTHOR_NAME), answer(AUTHOR_EMAIL))
         except (OSError, subprocess.CalledProcessError) as error:
             print(f"WARNING: could not create the git repository ({error}); run `git init` yourself", file=sys.stderr)
+    warn_about_placeholder_owner(answer(GITHUB_OWNER))
 
 
 if __name__ == "__main__":

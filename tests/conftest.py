@@ -47,6 +47,21 @@ UNSUPPORTED = [
 ]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """--update-docs: tests that compare an output the docs show with a real one rewrite it instead."""
+    parser.addoption(
+        "--update-docs",
+        action="store_true",
+        help="rewrite the outputs docs/tutorial.md and docs/captured/ show from this run, instead of comparing",
+    )
+
+
+@pytest.fixture(scope="session")
+def update_docs(request: pytest.FixtureRequest) -> bool:
+    """Whether this run rewrites the docs' shown outputs (--update-docs) rather than checking them."""
+    return request.config.getoption("--update-docs")
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment without the outer tox/venv variables, so a nested tox or venv behaves as on a laptop."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOX_", "VIRTUAL_ENV", "PYTHONPATH"))}

@@ -119,6 +119,9 @@ def test_local_cd_loop_deploys_blocks_a_subtle_bug_rolls_back_and_retrains(check
     assert first.returncode == 0, first.stdout + first.stderr
     week0 = production(project)
     assert "rejected 11 bad requests with 4xx" in first.stdout
+    *stages, where = first.stdout.splitlines()  # one line per stage, then where the full log is
+    assert all(re.match(r"\[\d+/\d+\] \w+ +\d+\.\d s  \S", line) for line in stages), first.stdout
+    assert where.startswith("log: logs/pipeline-") and "[1/" in (project / where.removeprefix("log: ")).read_text()
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -18,6 +18,16 @@ def test_readme_shows_two_commands_and_ci_runs_the_second_verbatim():
     assert test_command in (ROOT / ".ci" / "run").read_text()
 
 
+def test_the_docs_home_shows_the_readme_quickstart_verbatim():
+    home = (ROOT / "docs" / "index.md").read_text()
+    assert "## Quickstart" in home and f"```bash\n{COMMANDS[0]}\n```" in home.split("## Quickstart", 1)[1]
+
+
+def test_the_quickstart_keeps_installer_output_quiet():
+    installs = re.findall(r"pip install (?:-\S+ )*", COMMANDS[0])
+    assert installs and all(" -q " in f" {install}" for install in installs)
+
+
 @pytest.mark.slow
 def test_readme_quickstart_deploys_a_model_that_answers_and_rejects_bad_input(tmp_path):
     clone = tmp_path / "cookiecutter-ml-cd"
@@ -25,5 +35,7 @@ def test_readme_quickstart_deploys_a_model_that_answers_and_rejects_bad_input(tm
     result = run(["bash", "-c", COMMANDS[0]], clone, timeout=1_200)
     assert result.returncode == 0, result.stdout[-4_000:] + result.stderr[-4_000:]
     assert "rejected 11 bad requests with 4xx" in result.stdout
+    assert len(result.stdout.splitlines()) <= 20, result.stdout  # one line per stage, no pages of installer output
+    assert result.stdout.splitlines()[-1].startswith("log: logs/pipeline-")
     assert "production: (none) -> " in result.stdout
     assert (tmp_path / "fraud-detector" / "registry" / "stages" / "production").is_file()

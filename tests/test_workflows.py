@@ -22,10 +22,13 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import DEFAULTS
+from shown_output import matches
 from workflow_support.act import OWNER, TOKEN, ActHarness, ActRun, pinned_actions, tool
 from workflow_support.github_standin import GitHubStandIn
 
 WORKFLOWS = ("ci.yml", "cd.yml", "retrain.yml", "rollback.yml")
+# what docs/how-to/github.md shows from the act runs below
+CAPTURED = Path(__file__).resolve().parents[1] / "docs" / "captured"
 # the tutorial's subtle bug: merchant risk turned into a percentage at training time only
 BUG_BEFORE = "    return build_model(seed).fit(data.X, data.y)\n"
 BUG_AFTER = (
@@ -779,3 +782,24 @@ def test_rollback_restores_the_previous_version_and_retags_its_image(deployments
     pushes = deployments.act.pushed_images()
     first_image = next(p["image"] for p in pushes if p["tag"] == f"{image}:{first}")
     assert pushes[-1] == {"tag": f"{image}:production", "image": first_image}
+
+
+@pytest.mark.act
+def test_the_github_how_to_shows_the_job_summary_and_pull_request_comment_these_runs_write(deployments, update_docs):
+    first_deploy, blocked = deployments.first_deploy, deployments.ci_blocked
+    assert first_deploy.returncode == 0 and blocked.jobs.get("gate") == "failure", explain(blocked)
+    # the staging job tees its summary into the gate-report artifact: the same bytes as its job summary
+    artifacts = first_deploy.log.parent / "artifacts" / first_deploy.log.stem
+    captured = {
+        "cd-staging-job-summary.md": (artifacts / "gate-report" / "summary.md").read_text(),
+        "ci-pull-request-comment.md": deployments.api.state.comments[7][0]["body"],
+    }
+    for name, text in captured.items():
+        shown = CAPTURED / name
+        if update_docs:
+            CAPTURED.mkdir(exist_ok=True)
+            shown.write_text(text.rstrip("\n") + "\n")
+        assert shown.is_file() and matches(shown.read_text(), text), (
+            f"docs/captured/{name} differs from this run: `pytest tests/test_workflows.py -m act -k how_to "
+            f"--update-docs` rewrites it\n--- this run ---\n{text}"
+        )

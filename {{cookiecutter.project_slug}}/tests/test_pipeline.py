@@ -1,5 +1,6 @@
 """The local CD pipeline: stages in order, a failure stops it before production moves."""
 
+import io
 import json
 from dataclasses import replace
 
@@ -7,6 +8,7 @@ import pytest
 
 from {{ cookiecutter.package_name }} import artifact, pipeline
 from {{ cookiecutter.package_name }}.config import GateSettings, Settings
+from {{ cookiecutter.package_name }}.console import Console
 from {{ cookiecutter.package_name }}.data import read_csv
 from {{ cookiecutter.package_name }}.features import FEATURES
 from {{ cookiecutter.package_name }}.pipeline import Run, StageFailed, run_pipeline, smoke_requests, week_files
@@ -40,11 +42,13 @@ def settings(tmp_path, gate_settings):
 
 
 def new_run(settings, week=0):
-    """A pipeline run that keeps its messages in ``run.notes["said"]`` instead of printing them."""
-    said = []
-    run = Run(settings, week, run_tests=False, say=said.append)
-    run.notes["said"] = said
-    return run
+    """A pipeline run (tests skipped) whose console writes to a buffer instead of the screen."""
+    return Run(settings, week, run_tests=False, console=Console(screen=io.StringIO()))
+
+
+def shown(run) -> list[str]:
+    """The lines the run has shown so far."""
+    return run.console.screen.getvalue().splitlines()
 
 
 def test_production_moves_last_after_the_gate_and_the_staging_smoke_test():
@@ -58,12 +62,13 @@ def test_production_moves_last_after_the_gate_and_the_staging_smoke_test():
 def test_the_full_pipeline_deploys_through_a_staging_server_to_production(settings, monkeypatch):
     monkeypatch.setenv("WEB_CONCURRENCY", "1")  # one gunicorn worker is enough for a smoke test
     run = new_run(settings)
-    assert run_pipeline(run) == 0, "\n".join(run.notes["said"])
+    assert run_pipeline(run) == 0, shown(run)
     assert run.registry.current("production") == run.registry.current("staging") == run.version
-    said = "\n".join(run.notes["said"])
-    assert "SKIPPED on request" in said
-    assert f"answered {run.version} and rejected" in said
-    assert said.splitlines()[-1] == f"production: (none) -> {run.version}"
+    lines = shown(run)
+    assert len(lines) == len(pipeline.STAGES)  # one line per stage, nothing else
+    assert lines[0].startswith("[1/9] run_tests") and "SKIPPED on request (--skip-tests)" in lines[0]
+    assert f"answered {run.version} and rejected" in lines[-2]
+    assert lines[-1].endswith(f"production: (none) -> {run.version}")
     assert (run.registry.folder(run.version) / "report.md").is_file()
 
 
@@ -71,9 +76,9 @@ def test_a_second_week_is_gated_against_production_and_deployed(settings):
     first = new_run(settings)
     assert run_pipeline(first, WITHOUT_SERVER) == 0
     second = new_run(settings, week=1)
-    assert run_pipeline(second, WITHOUT_SERVER) == 0, "\n".join(second.notes["said"])
+    assert run_pipeline(second, WITHOUT_SERVER) == 0, shown(second)
     assert second.registry.current("production") == second.version != first.version
-    assert f"pass against production {first.version}" in "\n".join(second.notes["said"])
+    assert f"pass against production {first.version}" in "\n".join(shown(second))
     assert second.registry.previous_production() == first.version
 
 
@@ -93,15 +98,17 @@ def test_a_failing_stage_stops_the_pipeline_names_it_and_leaves_production_alone
     assert run_pipeline(run, stages) == 1
     assert reached == []
     assert registry.current("production") == production
-    assert "[3/5] broken_stage" in run.notes["said"]
-    assert "FAILED at stage broken_stage: something is off" in run.notes["said"]
-    assert run.notes["said"][-1] == f"production is unchanged: {production}"
+    *stages, failure, unchanged = shown(run)
+    assert [line.split()[1] for line in stages] == ["make_data", "train_model", "broken_stage"]
+    assert stages[-1].startswith("[3/5] broken_stage") and stages[-1].endswith(" s  failed")
+    assert failure == "FAILED at stage broken_stage: something is off"
+    assert unchanged == f"production is unchanged: {production}"
 
 
 def test_a_candidate_the_gate_blocks_never_reaches_the_registry(settings):
     run = new_run(replace(settings, gate=GateSettings(min_auc=0.99, max_auc_drop=0.01)))
     assert run_pipeline(run, WITHOUT_SERVER) == 1
-    assert any(line.startswith("FAILED at stage gate_candidate: the gate blocked") for line in run.notes["said"])
+    assert any(line.startswith("FAILED at stage gate_candidate: the gate blocked") for line in shown(run))
     assert run.registry.versions() == []
     assert run.registry.current("production") is None
     assert (run.candidate / "report.md").is_file()  # the report explains the block
@@ -119,13 +126,13 @@ def test_after_a_scikit_learn_upgrade_only_a_declared_library_upgrade_deploys(se
 
     undeclared = new_run(settings, week=1)
     assert run_pipeline(undeclared, WITHOUT_SERVER) == 1
-    failure = next(line for line in undeclared.notes["said"] if line.startswith("FAILED"))
+    failure = next(line for line in shown(undeclared) if line.startswith("FAILED"))
     assert "gate_candidate" in failure and "--library-upgrade" in failure
     assert undeclared.registry.current("production") == first.version
 
     declared = new_run(settings, week=1)
     declared.library_upgrade = True
-    assert run_pipeline(declared, WITHOUT_SERVER) == 0, "\n".join(declared.notes["said"])
+    assert run_pipeline(declared, WITHOUT_SERVER) == 0, shown(declared)
     assert declared.registry.current("production") == declared.version
     assert "was not compared" in (declared.candidate / "report.md").read_text()
 

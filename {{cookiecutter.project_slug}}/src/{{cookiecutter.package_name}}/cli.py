@@ -14,6 +14,7 @@ from . import artifact, pipeline
 from .cli_reproduce import add_arguments as reproduce_arguments
 from .cli_reproduce import cmd_bisect, cmd_reproduce
 from .config import Settings, load_settings
+from .console import Console, log_path
 from .data import read_csv
 from .evaluate import auc_estimate, holdout_warning
 from .gate import run_gate, write_outputs
@@ -219,8 +220,11 @@ def cmd_smoke_test(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_pipeline(settings: Settings, args: argparse.Namespace) -> int:
     """Run the local CD pipeline for a week."""
-    run = pipeline.Run(settings, args.week, run_tests=not args.skip_tests, library_upgrade=args.library_upgrade)
-    return pipeline.run_pipeline(run)
+    with Console(verbose=args.verbose, log=log_path("pipeline")) as console:
+        run = pipeline.Run(
+            settings, args.week, run_tests=not args.skip_tests, library_upgrade=args.library_upgrade, console=console
+        )
+        return pipeline.run_pipeline(run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -282,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--wait", type=number(float, 0, 3600), default=90, help="seconds to wait for /ready (90)")
     pipeline_command = add(cmd_pipeline, week, upgrade)
     pipeline_command.add_argument("--skip-tests", action="store_true", help="do not run the unit tests first")
+    pipeline_command.add_argument(
+        "-v", "--verbose", action="store_true", help="show every stage's full output (always in logs/pipeline-*.log)"
+    )
     reproduce_arguments(add(cmd_reproduce), add(cmd_bisect, week))
     return parser
 

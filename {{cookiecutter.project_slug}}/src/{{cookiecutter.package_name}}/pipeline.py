@@ -1,4 +1,4 @@
-"""The local CD pipeline: an ordered list of small named stages, each printing what it did."""
+"""The local CD pipeline: an ordered list of small named stages, each saying what it did."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .config import Settings
+from .console import Console
 from .data import read_csv, synthetic_transactions, write_csv
 from .features import FEATURES, Feature
 from .gate import run_gate, write_outputs
@@ -36,7 +37,7 @@ class Run:
     week: int = 0
     run_tests: bool = True
     library_upgrade: bool = False
-    say: Callable[[str], None] = print
+    console: Console = field(default_factory=Console)
     train_csv: Path = Path()
     holdout_csv: Path = Path()
     candidate: Path = Path()
@@ -47,6 +48,14 @@ class Run:
     def registry(self) -> Registry:
         """The registry this run deploys into."""
         return Registry(self.settings.registry)
+
+    def say(self, text: str) -> None:
+        """Report what a stage did; its last report is the stage's one line of output."""
+        self.console.say(text)
+
+    def detail(self, text: str) -> None:
+        """Long output of a stage: in the log, and on the screen with --verbose."""
+        self.console.detail(text)
 
 
 def week_files(settings: Settings, week: int) -> tuple[Path, Path]:
@@ -68,12 +77,17 @@ def run_tests(run: Run) -> None:
     if not run.run_tests:
         run.say("SKIPPED on request (--skip-tests): the tests did not run")
         return
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], capture_output=True, text=True
-    )
-    if result.returncode:
-        raise StageFailed("tests failed:\n" + result.stdout[-2_000:])
-    run.say(result.stdout.strip().splitlines()[-1])
+    command = [sys.executable, "-u", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    output = []
+    # streamed line by line, so a terminal shows the tests' progress and the log keeps their whole report
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as tests:
+        for line in tests.stdout:
+            output.append(line.rstrip())
+            run.detail(output[-1])
+    if tests.returncode:
+        raise StageFailed("tests failed:\n" + "\n".join(output[-40:]))
+    summary = [line for line in output if line]
+    run.say(summary[-1] if summary else "no test output")
 
 
 def make_data(run: Run) -> None:
@@ -160,14 +174,14 @@ STAGES: list[Callable[[Run], None]] = [
 
 
 def run_pipeline(run: Run, stages: list[Callable[[Run], None]] = STAGES) -> int:
-    """Run the stages in order; stop at the first failure with a message naming the stage."""
+    """Run the stages in order, one line each; stop at the first failure with a message naming the stage."""
     for number, stage in enumerate(stages, start=1):
-        run.say(f"[{number}/{len(stages)}] {stage.__name__}")
         try:
-            stage(run)
+            with run.console.stage(f"[{number}/{len(stages)}] {stage.__name__}"):
+                stage(run)
         except Exception as error:  # any failure stops the pipeline before production moves
-            run.say(f"FAILED at stage {stage.__name__}: {error}")
-            run.say(f"production is unchanged: {run.registry.current('production') or '(none)'}")
+            run.console.show(f"FAILED at stage {stage.__name__}: {error}")
+            run.console.show(f"production is unchanged: {run.registry.current('production') or '(none)'}")
             return 1
     return 0
 
