@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import sklearn
 import skops.io
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -192,14 +193,14 @@ def test_a_linked_report_is_refused_and_a_plain_one_is_accepted(folder, tmp_path
 
 
 def test_a_model_from_another_scikit_learn_minor_version_is_refused(folder):
-    major, minor = (int(part) for part in artifact.sklearn.__version__.split(".")[:2])
+    major, minor = (int(part) for part in sklearn.__version__.split(".")[:2])
     edit_metadata(folder, sklearn_version=f"{major}.{minor + 1}.0")
     with pytest.raises(artifact.LibraryMismatch, match=rf"install scikit-learn=={major}\.{minor + 1}\.0 .*retrain"):
         artifact.load(folder)
 
 
 def test_a_model_from_another_scikit_learn_patch_release_is_accepted(folder, model_dir):
-    major, minor = artifact.sklearn.__version__.split(".")[:2]
+    major, minor = sklearn.__version__.split(".")[:2]
     edit_metadata(folder, sklearn_version=f"{major}.{minor}.99")
     assert artifact.load(folder).version == model_dir.name
 

@@ -12,13 +12,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import get_args
 
 import numpy as np
-import sklearn
-import skops
-import skops.io
 
 from .data import sha256_of
 from .features import Feature, Kind
@@ -110,6 +108,8 @@ def lock_sha256(lock: Path = LOCK_FILE) -> str | None:
 
 def save(estimator: object, folder: Path, metadata: dict, metrics: dict) -> dict:
     """Write a model folder; returns the full metadata, including the version id and hashes."""
+    import skops.io  # here, not at the top: commands that only read the registry start without scikit-learn
+
     folder.mkdir(parents=True, exist_ok=True)
     skops.io.dump(estimator, folder / MODEL_FILE)
     model_sha = sha256_of(folder / MODEL_FILE)
@@ -121,8 +121,8 @@ def save(estimator: object, folder: Path, metadata: dict, metrics: dict) -> dict
         "model_sha256": model_sha,
         **metadata,
         "python_version": platform.python_version(),
-        "sklearn_version": sklearn.__version__,
-        "skops_version": skops.__version__,
+        "sklearn_version": installed_version("scikit-learn"),
+        "skops_version": installed_version("skops"),
         "lock_sha256": lock_sha256(),
     }
     (folder / METADATA_FILE).write_text(json.dumps(full, indent=2) + "\n")
@@ -230,7 +230,7 @@ def verify(folder: Path) -> dict:
         raise ArtifactError(f"{folder / METRICS_FILE} lacks the holdout AUC")
     if files[MODEL_FILE] != metadata["model_sha256"]:  # the manifest's sha256 is the file's, checked above
         raise ArtifactError(f"{folder / MODEL_FILE} does not match the sha256 in its metadata: refusing it")
-    saved, running = str(metadata["sklearn_version"]), sklearn.__version__
+    saved, running = str(metadata["sklearn_version"]), installed_version("scikit-learn")
     if not LIBRARY_VERSION.fullmatch(saved):
         raise ArtifactError(f"{where}: {saved[:40]!r} is not a scikit-learn version")
     if saved.split(".")[:2] != running.split(".")[:2]:
@@ -280,6 +280,8 @@ def check_types(model_file: Path) -> None:
 
 def load(folder: Path) -> LoadedModel:
     """Verify and load a model folder; the skops file may name only the types in trusted_types()."""
+    import skops.io  # imported on first load: see save()
+
     metadata = verify(folder)
     model_file = folder / MODEL_FILE
     try:
