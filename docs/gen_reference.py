@@ -50,6 +50,8 @@ CONFIG_HELP = {
     "data_dir": "Where `data --week N` writes `week-NN/train.csv` and `week-NN/holdout.csv`.",
     "artifacts": "Where `train` writes each model folder (`model.skops`, `metadata.json`, `metrics.json`, "
     "`manifest.json`, and the gate's `gate.json`, `report.md`, `roc.png`).",
+    "predictions": "Folder of the prediction log when `serve` runs the production service and "
+    "`PREDICTION_LOG` is not set (see [the HTTP API](api.md#the-prediction-log)).",
     "seed": "Seed of the synthetic data and of the model; the holdout uses `seed + 10000`.",
     "train_rows": "Rows of synthetic training data per week.",
     "holdout_rows": "Rows of the synthetic holdout that `evaluate`, `gate` and `monitor` score "
@@ -64,6 +66,12 @@ CONFIG_HELP = {
 ENVIRONMENT_HELP = {
     "MODEL_REGISTRY": "Registry folder for every command and the service (overrides `registry`).",
     "MODEL_STAGE": "Stage the service serves (`serve --stage` sets it); `production` by default.",
+    "PREDICTION_LOG": "Where the service logs every scored row: a folder, `stdout` (the container image's default), "
+    "or empty / `off` (the default without `serve`); `serve` defaults it to `predictions` for production.",
+    "MODEL_SHADOW": "A second model that scores every row for the log only: `staging`, `previous` (the production "
+    "version the current one replaced), or empty / `off` (the default); `serve --shadow` sets it.",
+    "PROMETHEUS_MULTIPROC_DIR": "Folder where gunicorn's workers keep their metrics for `/metrics` to add up; "
+    "`gunicorn_conf.py` makes a fresh temporary one unless set, and empties it at start.",
     "BIND": "Address gunicorn listens on when started without `serve` (the container image), e.g. `0.0.0.0:8000`.",
     "WEB_CONCURRENCY": "Number of gunicorn worker processes (2 by default).",
     "GITHUB_ACTOR": "Recorded as the user of a registry change when set (in GitHub Actions); otherwise the login name.",

@@ -181,3 +181,78 @@ def test_local_cd_loop_deploys_blocks_a_subtle_bug_rolls_back_and_retrains(check
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+# run in the bake's interpreter: scrape /metrics and parse it with prometheus-client's own parser
+SCRAPE = """
+import json, sys, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+text = urllib.request.urlopen(sys.argv[1], timeout=10).read().decode()
+samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+print(json.dumps([[s.name, s.labels, s.value] for s in samples]))
+"""
+
+
+def post_all(port: int, request_ids: list[str], echoed: list[str]) -> None:
+    """POST the example transaction once per request id, each on a new connection; keep the ids echoed."""
+    for request_id in request_ids:
+        headers = {"Content-Type": "application/json", "X-Request-ID": request_id}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", json.dumps(EXAMPLE).encode(), headers)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            echoed.append(response.headers["X-Request-ID"])
+
+
+def test_two_gunicorn_workers_log_every_row_with_the_shadow_and_metrics_add_up(checked_project, tmp_path):
+    project, bin_dir = checked_project, checked_project / ".tox" / "test" / "bin"
+    script, folder = str(bin_dir / "fraud-detector"), tmp_path / "predictions"
+    env = {"MODEL_REGISTRY": str(tmp_path / "registry")}
+    versions = []
+    for week in ("0", "1"):  # production (week 1) replaced week 0, which the shadow scores
+        trained = run([script, "train", "--week", week], project, timeout=300, **env)
+        assert trained.returncode == 0, trained.stderr
+        version, model = trained.stdout.split()
+        for step in (["register", model], ["promote", version]):
+            assert run([script, *step], project, **env).returncode == 0
+        versions.append(version)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [script, "serve", "--port", str(port), "--workers", "2", "--shadow", "previous"],
+        cwd=project,
+        env=clean_env(PREDICTION_LOG=str(folder), **env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_for(lambda: served_version(port) == versions[1])
+        sent, echoed = [f"gunicorn-{number}" for number in range(200)], []
+        threads = [threading.Thread(target=post_all, args=(port, sent[i::8], echoed)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert sorted(echoed) == sorted(sent)
+
+        def records() -> list[dict]:
+            return [json.loads(line) for path in folder.glob("*.jsonl") for line in path.read_text().splitlines()]
+
+        assert wait_for(lambda: len(records()) == len(sent))
+        assert sorted(r["request_id"] for r in records()) == sorted(sent)
+        assert {(r["index"], r["model_version"], r["shadow_version"]) for r in records()} == {(0, *versions[::-1])}
+        assert all(r["row"] == EXAMPLE and 0 <= r["score"] <= 1 and 0 <= r["shadow_score"] <= 1 for r in records())
+        writers = {path.name.split("-")[2] for path in folder.glob("predictions-*.jsonl")}
+        assert len(writers) == 2, "each worker writes its own files"
+
+        scraped = run([str(bin_dir / "python"), "-c", SCRAPE, f"http://127.0.0.1:{port}/metrics"], project)
+        assert scraped.returncode == 0, scraped.stderr
+        samples = {(name, tuple(sorted(labels.items()))): value for name, labels, value in json.loads(scraped.stdout)}
+        prefix = "fraud_detector_"
+        assert samples[(prefix + "requests_total", (("endpoint", "/predict"), ("status", "200")))] == 200
+        assert samples[(prefix + "prediction_log_written_total", ())] == 200
+        assert samples[(prefix + "score_count", (("model_version", versions[1]),))] == 200
+        assert samples[(prefix + "model_info", (("model_version", versions[1]), ("role", "serving")))] == 1
+        assert samples[(prefix + "model_info", (("model_version", versions[0]), ("role", "shadow")))] == 1
+    finally:
+        server.terminate()
+        server.wait(timeout=15)

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.package_name }}.config import GateSettings
 from {{ cookiecutter.package_name }}.data import read_csv, synthetic_transactions, write_csv
 from {{ cookiecutter.package_name }}.features import FEATURES, LABEL, Feature
+from {{ cookiecutter.package_name }}.metrics import PREFIX
 from {{ cookiecutter.package_name }}.registry import Registry
 from {{ cookiecutter.package_name }}.service import create_app
 from {{ cookiecutter.package_name }}.train import train
@@ -40,6 +42,16 @@ def valid_row(data_files) -> dict:
     cast = {"float": float, "int": int, "bool": bool}
     row = read_csv(data_files[1]).X[0]
     return {f.name: cast[f.kind](value) for f, value in zip(FEATURES, row, strict=True)}
+
+
+@pytest.fixture(scope="session")
+def valid_rows(data_files) -> list[dict]:
+    """Ten valid rows for a batch: the first holdout rows as JSON values of the declared kinds."""
+    cast = {"float": float, "int": int, "bool": bool}
+    return [
+        {f.name: cast[f.kind](value) for f, value in zip(FEATURES, row, strict=True)}
+        for row in read_csv(data_files[1]).X[:10]
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -113,3 +125,15 @@ def own_model_dir(tmp_path_factory, own_features) -> Path:
             writer.writerows(zip(member.astype(int), age, balance.round(2), label.astype(int), strict=True))
     model, _ = train(folder / "train.csv", folder / "holdout.csv", folder / "artifacts", features=own_features)
     return model
+
+
+@pytest.fixture
+def metric():
+    """Read one sample of a test client's /metrics, parsed by prometheus-client's own parser (None when absent)."""
+
+    def read(client, name: str, **labels: str) -> float | None:
+        text = client.get("/metrics").get_data(as_text=True)
+        samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+        return next((s.value for s in samples if s.name == f"{PREFIX}_{name}" and s.labels == labels), None)
+
+    return read

@@ -1,6 +1,7 @@
 """The command line: every subcommand listed, one-line errors, and a full registry round trip."""
 
 import json
+import os
 import socket
 
 import pytest
@@ -246,3 +247,29 @@ def test_smoke_test_of_a_service_that_never_answers_fails_with_one_line(project,
     code, out, err = run(capsys, "smoke-test", url, "--version", "v1", "--wait", "1")
     assert code == 1
     assert err == f"FAILED: {url} was not ready within 1 s\n"
+
+
+@pytest.fixture
+def exec_calls(monkeypatch):
+    """Record the command `serve` would replace the process with, and the environment it would pass on."""
+    calls = []
+    monkeypatch.setattr("os.execv", lambda path, command: calls.append((command, dict(os.environ))))
+    for name in ("MODEL_STAGE", "PREDICTION_LOG", "MODEL_SHADOW"):
+        monkeypatch.delenv(name, raising=False)  # and restored after the test: `serve` sets them
+    return calls
+
+
+def test_serve_logs_production_predictions_into_the_configured_folder(project, exec_calls, monkeypatch):
+    (project / "pyproject.toml").write_text(f'[tool.{TABLE}]\npredictions = "live/predictions"\n')
+    assert main(["serve", "--shadow", "previous"]) == 0
+    ((command, environment),) = exec_calls
+    assert "gunicorn" in command
+    assert (environment["PREDICTION_LOG"], environment["MODEL_SHADOW"]) == ("live/predictions", "previous")
+    monkeypatch.setenv("PREDICTION_LOG", "stdout")
+    main(["serve"])
+    assert exec_calls[-1][1]["PREDICTION_LOG"] == "stdout"  # the environment wins over pyproject.toml
+
+
+def test_a_staging_service_logs_nothing_unless_asked(project, exec_calls):
+    assert main(["serve", "--stage", "staging"]) == 0
+    assert "PREDICTION_LOG" not in exec_calls[0][1] and "MODEL_SHADOW" not in exec_calls[0][1]

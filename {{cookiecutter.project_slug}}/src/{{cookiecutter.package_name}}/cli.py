@@ -193,6 +193,10 @@ def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Run the service under gunicorn (replaces this process)."""
     os.environ.update(MODEL_REGISTRY=str(settings.registry), MODEL_STAGE=args.stage)
+    if args.stage == "production":  # a staging service (the pipeline's smoke test) logs only when asked to
+        os.environ.setdefault("PREDICTION_LOG", str(settings.predictions))
+    if args.shadow:
+        os.environ["MODEL_SHADOW"] = args.shadow
     package = __package__
     command = [sys.executable, "-m", "gunicorn", "--config", f"python:{package}.gunicorn_conf"]
     command += ["--bind", f"{args.host}:{args.port}", f"{package}.service:create_app()"]
@@ -280,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=number(int, 1, 65535), default=8000)
     serve.add_argument("--stage", choices=["staging", "production"], default="production")
     serve.add_argument("--workers", type=number(int, 1, 256), help="default: WEB_CONCURRENCY, else 2")
+    serve.add_argument(
+        "--shadow", choices=["staging", "previous"], help="also score each row with this model, for the log only"
+    )
     smoke = add(cmd_smoke_test, week, data)
     smoke.add_argument("url", type=http_url, help="base URL of the running service, e.g. http://127.0.0.1:8080")
     smoke.add_argument("--version", required=True, help="model version the service must answer with")

@@ -16,7 +16,7 @@ from flask import Flask, Response, jsonify, request
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from werkzeug.exceptions import HTTPException
 
-from . import artifact
+from . import artifact, predictions
 from .features import RECORD, TARGET, Feature
 from .registry import Registry, RegistryError
 
@@ -134,6 +134,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.logger,
     )
     app.extensions["model_slot"] = slot
+    live = predictions.attach(app, slot)  # X-Request-ID, the prediction log, the shadow model and /metrics
 
     @app.get("/health")
     def health():
@@ -172,6 +173,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             return validation_error(invalid)
         rows = rows if batch else [rows]
         probabilities = serving.model.probability(serving.matrix(rows)).round(6).tolist()
+        live.record(serving.model, serving.names, rows, probabilities)
         response = jsonify(
             model_version=serving.model.version,
             **{ANSWER: probabilities if batch else probabilities[0]},
@@ -214,7 +216,7 @@ def validation_error(invalid: ValidationError) -> tuple[Response, int]:
 
 
 def openapi_document(transaction: dict, max_batch: int) -> dict:
-    """An OpenAPI 3.1 document for the four endpoints."""
+    """An OpenAPI 3.1 document for the endpoints."""
     ref = {"$ref": f"#/components/schemas/{SCHEMA}"}
     body = {"oneOf": [ref, {"type": "array", "items": ref, "minItems": 1, "maxItems": max_batch}]}
     errors = {str(code): {"description": text} for code, text in _ERRORS.items()}
@@ -241,4 +243,9 @@ _ERRORS = {
     422: "invalid rows",
     503: "no model",
 }
-_GETS = {"/health": "alive", "/ready": "a verified model is loaded", "/version": "model lineage"}
+_GETS = {
+    "/health": "alive",
+    "/ready": "a verified model is loaded",
+    "/version": "model lineage",
+    "/metrics": "Prometheus metrics",
+}
