@@ -5,11 +5,11 @@ from dataclasses import replace
 
 import pytest
 
-from {{ cookiecutter.package_name }} import pipeline
-from {{ cookiecutter.package_name }}.config import GateSettings, Settings
-from {{ cookiecutter.package_name }}.data import read_csv
+from {{ cookiecutter.package_name }} import pipeline, sources
+from {{ cookiecutter.package_name }}.config import GateSettings
+from {{ cookiecutter.package_name }}.data import read_csv, sha256_of
 from {{ cookiecutter.package_name }}.features import FEATURES
-from {{ cookiecutter.package_name }}.pipeline import Run, StageFailed, run_pipeline, smoke_requests, week_files
+from {{ cookiecutter.package_name }}.pipeline import Run, StageFailed, run_pipeline, smoke_requests
 from {{ cookiecutter.package_name }}.registry import Registry
 from {{ cookiecutter.package_name }}.service import create_app
 
@@ -27,22 +27,21 @@ WITHOUT_SERVER = [
 
 
 @pytest.fixture
-def settings(tmp_path, gate_settings):
-    """Settings for a small, fast pipeline writing under tmp_path."""
-    return Settings(
+def settings(tmp_path, configured, gate_settings):
+    """The configured data source, kept small, with a pipeline writing under tmp_path."""
+    return replace(
+        configured,
         registry=tmp_path / "registry",
         data_dir=tmp_path / "data",
         artifacts=tmp_path / "artifacts",
-        train_rows=4_000,
-        holdout_rows=4_000,
         gate=gate_settings,
     )
 
 
-def new_run(settings, week=0):
+def new_run(settings):
     """A pipeline run that keeps its messages in ``run.notes["said"]`` instead of printing them."""
     said = []
-    run = Run(settings, week, run_tests=False, say=said.append)
+    run = Run(settings, run_tests=False, say=said.append)
     run.notes["said"] = said
     return run
 
@@ -67,10 +66,10 @@ def test_the_full_pipeline_deploys_through_a_staging_server_to_production(settin
     assert (run.registry.folder(run.version) / "report.md").is_file()
 
 
-def test_a_second_week_is_gated_against_production_and_deployed(settings):
+def test_a_retrain_is_gated_against_production_and_deployed(settings):
     first = new_run(settings)
     assert run_pipeline(first, WITHOUT_SERVER) == 0
-    second = new_run(settings, week=1)
+    second = new_run(replace(settings, seed=1))
     assert run_pipeline(second, WITHOUT_SERVER) == 0, "\n".join(second.notes["said"])
     assert second.registry.current("production") == second.version != first.version
     assert f"pass against production {first.version}" in "\n".join(second.notes["said"])
@@ -116,31 +115,40 @@ def test_after_a_scikit_learn_upgrade_only_a_declared_library_upgrade_deploys(se
     major, minor = (int(part) for part in metadata["sklearn_version"].split(".")[:2])
     metadata_file.write_text(json.dumps({**metadata, "sklearn_version": f"{major}.{minor - 1}.0"}))
 
-    undeclared = new_run(settings, week=1)
+    undeclared = new_run(replace(settings, seed=1))
     assert run_pipeline(undeclared, WITHOUT_SERVER) == 1
     failure = next(line for line in undeclared.notes["said"] if line.startswith("FAILED"))
     assert "gate_candidate" in failure and "--library-upgrade" in failure
     assert undeclared.registry.current("production") == first.version
 
-    declared = new_run(settings, week=1)
+    declared = new_run(replace(settings, seed=1))
     declared.library_upgrade = True
     assert run_pipeline(declared, WITHOUT_SERVER) == 0, "\n".join(declared.notes["said"])
     assert declared.registry.current("production") == declared.version
     assert "was not compared" in (declared.candidate / "report.md").read_text()
 
 
-def test_make_data_writes_the_weeks_files(settings):
-    run = new_run(settings, week=3)
+def test_make_data_writes_the_configured_sources_files(settings, source):
+    run = new_run(settings)
     pipeline.make_data(run)
-    assert (run.train_csv, run.holdout_csv) == week_files(settings, 3)
-    assert run.train_csv.parent.name == "week-03"
-    assert len(read_csv(run.holdout_csv).y) == 4_000
+    assert (run.train_csv, run.holdout_csv) == (run.data.train, run.data.holdout)
+    assert sha256_of(run.holdout_csv) == sha256_of(source.holdout)
+    assert run.data.lineage == sources.prepare(settings).lineage
+    assert run.notes["said"] == [f"{run.data.description}: {run.train_csv} and {run.holdout_csv}"]
 
 
-def test_smoke_requests_builds_a_valid_request_and_bad_ones_the_service_rejects(client, week0):
-    valid, bad = smoke_requests(FEATURES, read_csv(week0[1]).X[0].tolist())
+def test_the_history_names_the_data_source_a_pipeline_deployed_from(settings):
+    run = new_run(settings)
+    assert run_pipeline(run, WITHOUT_SERVER) == 0
+    (registered, *_) = run.registry.history()
+    assert registered["reason"] == f"pipeline: {run.data.description}"
+
+
+def test_smoke_requests_builds_a_valid_request_and_bad_ones_the_service_rejects(client, data_files):
+    valid, bad = smoke_requests(FEATURES, read_csv(data_files[1]).X[0].tolist())
     assert list(valid) == [feature.name for feature in FEATURES]
-    assert isinstance(valid["hour"], int) and isinstance(valid["card_present"], bool)
+    kinds = {"float": float, "int": int, "bool": bool}
+    assert all(type(valid[feature.name]) is kinds[feature.kind] for feature in FEATURES)
     assert client.post("/predict", json=valid).status_code == 200
     assert {"body not JSON", "missing field", "unknown field", "wrong type", "NaN", "empty list"} <= bad.keys()
     for name, (body, content_type) in bad.items():
