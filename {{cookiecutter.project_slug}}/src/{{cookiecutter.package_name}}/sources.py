@@ -48,7 +48,7 @@ def prepare(settings: Settings, week: int | None = None, root: Path = Path()) ->
 
 
 def _synthetic(settings: Settings, week: int, root: Path) -> DataFiles:
-    """Write the example's week of synthetic transactions."""
+    """Write a week of the synthetic example."""
     try:
         from . import synthetic
     except ModuleNotFoundError:  # the example was deleted, as the own-data guide says
