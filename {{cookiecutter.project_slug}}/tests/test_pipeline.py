@@ -66,7 +66,7 @@ def test_the_full_pipeline_deploys_through_a_staging_server_to_production(settin
     assert (run.registry.folder(run.version) / "report.md").is_file()
 
 
-def test_a_retrain_is_gated_against_production_and_deployed(settings):
+def test_a_retrain_is_gated_against_production_and_deployed_and_the_history_names_its_data(settings):
     first = new_run(settings)
     assert run_pipeline(first, WITHOUT_SERVER) == 0
     second = new_run(replace(settings, seed=1))
@@ -74,6 +74,8 @@ def test_a_retrain_is_gated_against_production_and_deployed(settings):
     assert second.registry.current("production") == second.version != first.version
     assert f"pass against production {first.version}" in "\n".join(second.notes["said"])
     assert second.registry.previous_production() == first.version
+    registered = [entry["reason"] for entry in second.registry.history() if entry["action"] == "register"]
+    assert registered == [f"pipeline: {first.data.description}", f"pipeline: {second.data.description}"]
 
 
 def test_a_failing_stage_stops_the_pipeline_names_it_and_leaves_production_alone(settings, registry):
@@ -135,13 +137,6 @@ def test_make_data_writes_the_configured_sources_files(settings, source):
     assert sha256_of(run.holdout_csv) == sha256_of(source.holdout)
     assert run.data.lineage == sources.prepare(settings).lineage
     assert run.notes["said"] == [f"{run.data.description}: {run.train_csv} and {run.holdout_csv}"]
-
-
-def test_the_history_names_the_data_source_a_pipeline_deployed_from(settings):
-    run = new_run(settings)
-    assert run_pipeline(run, WITHOUT_SERVER) == 0
-    (registered, *_) = run.registry.history()
-    assert registered["reason"] == f"pipeline: {run.data.description}"
 
 
 def test_smoke_requests_builds_a_valid_request_and_bad_ones_the_service_rejects(client, data_files):
