@@ -66,11 +66,18 @@ def test_the_full_pipeline_deploys_through_a_staging_server_to_production(settin
     assert (run.registry.folder(run.version) / "report.md").is_file()
 
 
+def train_with_seed_1(run):
+    """The train_model stage with the model's seed changed, on the data make_data wrote: a harmless retrain."""
+    run.settings = replace(run.settings, seed=1)
+    pipeline.train_model(run)
+
+
 def test_a_retrain_is_gated_against_production_and_deployed_and_the_history_names_its_data(settings):
     first = new_run(settings)
     assert run_pipeline(first, WITHOUT_SERVER) == 0
-    second = new_run(replace(settings, seed=1))
-    assert run_pipeline(second, WITHOUT_SERVER) == 0, "\n".join(second.notes["said"])
+    second = new_run(settings)
+    retrain = [train_with_seed_1 if stage is pipeline.train_model else stage for stage in WITHOUT_SERVER]
+    assert run_pipeline(second, retrain) == 0, "\n".join(second.notes["said"])
     assert second.registry.current("production") == second.version != first.version
     assert f"pass against production {first.version}" in "\n".join(second.notes["said"])
     assert second.registry.previous_production() == first.version

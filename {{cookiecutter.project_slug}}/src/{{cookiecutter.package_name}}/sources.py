@@ -3,8 +3,8 @@
 - "synthetic": the example's generated week (``week`` picks it);
 - "csv": one labelled file, split in two by a fixed stratified rule, or by ``split_column`` for a time split
   (the rows with the latest values are held out). The stratified rule holds out, in each class, the rows whose
-  text has the lowest sha256: the same rows whatever the model's seed or the rows' order, and a row keeps its
-  side as the file grows, so production is never gated on rows it was trained on;
+  text has the lowest sha256: the same rows whatever the model's seed or the order of the rows, so a retrain
+  is gated on the rows production was gated on, none of which either model trained on;
 - "csv-pair": a training file and a holdout file, used as they are.
 """
 
