@@ -39,7 +39,7 @@ from sklearn.naive_bayes import GaussianNB
 from threadpoolctl import threadpool_limits
 
 TEMPLATE = Path(__file__).resolve().parent.parent
-HOLDOUT_SEED_OFFSET = 10_000  # as pipeline.write_week
+HOLDOUT_SEED_OFFSET = 10_000  # as synthetic.write_week
 RETRAIN_SEED_OFFSET = 20_000
 TARGET = 0.95
 
@@ -75,7 +75,7 @@ def import_package(src: Path, package: str) -> dict:
     """Put ``src`` first on sys.path and import the modules the benchmarks use."""
     if str(src) not in sys.path:
         sys.path.insert(0, str(src))
-    names = ("config", "data", "evaluate", "features", "gate", "train")
+    names = ("config", "data", "evaluate", "features", "gate", "synthetic", "train")
     return {name: importlib.import_module(f"{package}.{name}") for name in names}
 
 
@@ -109,12 +109,13 @@ def compare_on_holdouts(job: Job, seed: int) -> list[dict]:
     """Train production, the retrain, the bugs and the swap for one seed; compare them on every holdout size."""
     modules = import_package(job.src, job.package)
     data, evaluate, gate, train = modules["data"], modules["evaluate"], modules["gate"], modules["train"]
+    synthetic = modules["synthetic"]
     settings = modules["config"].GateSettings()
     names = modules["features"].feature_names()
 
-    production = train.fit(data.synthetic_transactions(job.train_rows, job.week, seed), seed)
+    production = train.fit(synthetic.synthetic_transactions(job.train_rows, job.week, seed), seed)
     retrain_seed = seed + RETRAIN_SEED_OFFSET
-    retrain_data = data.synthetic_transactions(job.train_rows, job.week, retrain_seed)
+    retrain_data = synthetic.synthetic_transactions(job.train_rows, job.week, retrain_seed)
     candidates = {RETRAIN: train.fit(retrain_data, retrain_seed)}
     for name, (feature, factor) in BUGS.items():
         X = retrain_data.X.copy()
@@ -124,7 +125,7 @@ def compare_on_holdouts(job: Job, seed: int) -> list[dict]:
 
     rows = []
     for size in job.holdout_sizes:
-        holdout = data.synthetic_transactions(size, job.week, seed + HOLDOUT_SEED_OFFSET)
+        holdout = synthetic.synthetic_transactions(size, job.week, seed + HOLDOUT_SEED_OFFSET)
         old = production.predict_proba(holdout.X)[:, 1]
         clean = None
         for name, model in candidates.items():

@@ -206,12 +206,12 @@ def train_hgb(project: Path, registry_root: Path) -> None:
 
     package = package_of(project)
     train = importlib.import_module(f"{package}.train")
-    pipeline = importlib.import_module(f"{package}.pipeline")
+    synthetic = importlib.import_module(f"{package}.synthetic")
     registry = importlib.import_module(f"{package}.registry")
     config = importlib.import_module(f"{package}.config")
     artifact = importlib.import_module(f"{package}.artifact")
     train.build_model = lambda seed=0: Pipeline([("classify", HistGradientBoostingClassifier(random_state=seed))])
-    train_csv, holdout_csv = pipeline.week_files(config.load_settings(), 0)
+    train_csv, holdout_csv = synthetic.week_files(config.load_settings().data_dir, 0)
     folder, metadata = train.train(train_csv, holdout_csv, project / "artifacts-hgb", seed=0)
     # as a user who changes build_model does: list its classes in TRUSTED_TYPES (here and for the served copy)
     missing = sorted(artifact.types_in(folder / artifact.MODEL_FILE) - artifact.trusted_types())
@@ -230,7 +230,7 @@ def write_bodies(project: Path, out: Path) -> None:
     features = importlib.import_module(f"{package}.features").FEATURES
     data = importlib.import_module(f"{package}.data")
     settings = importlib.import_module(f"{package}.config").load_settings()
-    _, holdout_csv = importlib.import_module(f"{package}.pipeline").week_files(settings, 0)
+    _, holdout_csv = importlib.import_module(f"{package}.synthetic").week_files(settings.data_dir, 0)
     X = data.read_csv(holdout_csv).X[:BATCH]
     cast = {"float": float, "int": int, "bool": bool}
     rows = [{f.name: cast[f.kind](value) for f, value in zip(features, row, strict=True)} for row in X]

@@ -37,10 +37,10 @@ def second_version(project: Path, registry_root: Path) -> None:
     """(project venv) Train the week-0 model again with seed 1 and register it next to production."""
     package = serving.package_of(project)
     train = importlib.import_module(f"{package}.train")
-    pipeline = importlib.import_module(f"{package}.pipeline")
+    synthetic = importlib.import_module(f"{package}.synthetic")
     config = importlib.import_module(f"{package}.config")
     registry = importlib.import_module(f"{package}.registry")
-    train_csv, holdout_csv = pipeline.week_files(config.load_settings(), 0)
+    train_csv, holdout_csv = synthetic.week_files(config.load_settings().data_dir, 0)
     folder, _ = train.train(train_csv, holdout_csv, project / "artifacts-swap", seed=1)
     registry.Registry(registry_root).register(folder, reason="swap benchmark: second version")
 

@@ -47,16 +47,25 @@ WHOLE_FILES = ["Dockerfile", "src/{package}/gunicorn_conf.py"]
 CONFIG_HELP = {
     "registry": "Folder of the model registry: `models/`, `stages/`, `history.jsonl`. "
     "The environment variable `MODEL_REGISTRY` overrides it.",
-    "data_dir": "Where `data --week N` writes `week-NN/train.csv` and `week-NN/holdout.csv`.",
+    "data_dir": "Where the data source writes the files it trains and gates on: `week-NN/` for the synthetic "
+    "example (`data --week N`), `split/` for a `csv` source split in two.",
     "artifacts": "Where `train` writes each model folder (`model.skops`, `metadata.json`, `metrics.json`, "
     "`manifest.json`, and the gate's `gate.json`, `report.md`, `roc.png`).",
     "predictions": "Folder of the prediction log when `serve` runs the production service and "
     "`PREDICTION_LOG` is not set (see [the HTTP API](api.md#the-prediction-log)).",
-    "seed": "Seed of the synthetic data and of the model; the holdout uses `seed + 10000`.",
-    "train_rows": "Rows of synthetic training data per week.",
+    "seed": "Seed of the model and of the synthetic example (whose holdout uses `seed + 10000`).",
+    "train_rows": 'Rows of synthetic training data per week (`source = "synthetic"`).',
     "holdout_rows": "Rows of the synthetic holdout that `evaluate`, `gate` and `monitor` score "
     "(see [How the gate decides](../explanation/gate.md) for why this many).",
     "max_psi": "`monitor` alerts when a feature's population stability index against training exceeds this.",
+    "data.source": "Where the data comes from: `synthetic` (the example, by week), `csv` (one labelled file, split "
+    "in two) or `csv-pair` (a training file and a holdout file). See [Use your own data](../how-to/own-data.md).",
+    "data.path": "The labelled CSV (`csv`), or the training CSV (`csv-pair`); relative to the project folder.",
+    "data.holdout_path": "The holdout CSV of a `csv-pair` source.",
+    "data.holdout_fraction": "Share of each class a `csv` source holds out: the rows whose text has the lowest "
+    "sha256, so the same rows every time, whatever the seed or their order.",
+    "data.split_column": "A `csv` source's time split: hold out the rows with the latest values of this column "
+    "(numbers, or dates and times written as ISO 8601 text, e.g. `2024-05-31`) instead of a stratified sample.",
     "gate.min_auc": "Floor: the gate blocks any candidate whose holdout AUC is below it.",
     "gate.max_auc_drop": "Non-inferiority margin: the gate blocks when the one-sided lower confidence bound "
     "of AUC(candidate) - AUC(production) is at or below `-max_auc_drop`.",
@@ -89,7 +98,7 @@ FACTS_CODE = """
 import argparse, contextlib, dataclasses, io, json
 from pathlib import Path
 from {package}.cli import build_parser, main
-from {package}.config import LIMITS, GateSettings, Settings
+from {package}.config import LIMITS, DataSettings, GateSettings, Settings
 from {package}.service import create_app
 
 parser = build_parser()
@@ -99,10 +108,11 @@ helps = {{"": parser.format_help(), **{{name: sub.format_help() for name, sub in
 def describe(cls, prefix):
     rows = []
     for f in dataclasses.fields(cls):
-        if f.name != "gate":
+        if f.name not in ("gate", "data"):
             default = getattr(cls(), f.name)
             allowed = LIMITS[f.name][1] if f.name in LIMITS else "any"
-            rows.append([prefix + f.name, str(f.type), str(default) if isinstance(default, Path) else default, allowed])
+            shown = ("" if default == Path() else str(default)) if isinstance(default, Path) else default
+            rows.append([prefix + f.name, str(f.type), shown, allowed])
     return rows
 
 # a model in production, deployed with the CLI, so that /openapi.json describes a served model
@@ -116,7 +126,7 @@ bad = dict(amount=-1.0, hour=14, merchant_risk=0.2, distance_from_home_km=3.0, c
 answer = client.post("/predict", json=bad)
 print(json.dumps({{
     "help": helps,
-    "config": describe(Settings, "") + describe(GateSettings, "gate."),
+    "config": describe(Settings, "") + describe(DataSettings, "data.") + describe(GateSettings, "gate."),
     "openapi": client.get("/openapi.json").get_json(),
     "example_error": [answer.status_code, answer.get_json()],
 }}))

@@ -1,39 +1,77 @@
-"""Shared fixtures: small synthetic data, one trained model, a registry serving it, and the Flask app."""
+"""Shared fixtures: the configured data source (kept small), one trained model, a registry serving it, the app."""
 
 import csv
+import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from {{ cookiecutter.package_name }}.config import GateSettings
-from {{ cookiecutter.package_name }}.data import read_csv, synthetic_transactions, write_csv
+from {{ cookiecutter.package_name }} import sources
+from {{ cookiecutter.package_name }}.config import SOURCES, TABLE, GateSettings, Settings, load_settings
+from {{ cookiecutter.package_name }}.data import read_csv
 from {{ cookiecutter.package_name }}.features import FEATURES, LABEL, Feature
 from {{ cookiecutter.package_name }}.metrics import PREFIX
 from {{ cookiecutter.package_name }}.registry import Registry
 from {{ cookiecutter.package_name }}.service import create_app
 from {{ cookiecutter.package_name }}.train import train
 
-# small enough for a fast suite, large enough (about 120 frauds) for a stable AUC
-ROWS = 4_000
+PROJECT = Path(__file__).resolve().parents[1]
+# rows per file when the source is the synthetic example: a fast suite, yet about 120 frauds for a stable AUC
+SYNTHETIC_ROWS = 4_000
 
 
 @pytest.fixture(scope="session")
-def week0(tmp_path_factory) -> tuple[Path, Path]:
-    """Week-0 training and holdout CSVs, written once per session (treat them as read-only)."""
-    folder = tmp_path_factory.mktemp("week0")
-    train_csv, holdout_csv = folder / "train.csv", folder / "holdout.csv"
-    write_csv(train_csv, synthetic_transactions(ROWS, week=0, seed=0))
-    write_csv(holdout_csv, synthetic_transactions(ROWS, week=0, seed=10_000))
-    return train_csv, holdout_csv
+def configured(tmp_path_factory) -> Settings:
+    """The project's settings from its pyproject.toml: data files found from the project folder, small synthetic sets.
+
+    Registry, data and artifact folders are temporary; treat the files they hold as read-only.
+    """
+    settings = load_settings(PROJECT / "pyproject.toml")
+    named = [key for key in ("path", "holdout_path") if getattr(settings.data, key) != Path()]
+    files = {key: PROJECT / getattr(settings.data, key) for key in named}
+    folder = tmp_path_factory.mktemp("configured")
+    return replace(
+        settings,
+        data=replace(settings.data, **files),
+        registry=folder / "registry",
+        data_dir=folder / "data",
+        artifacts=folder / "artifacts",
+        train_rows=SYNTHETIC_ROWS,
+        holdout_rows=SYNTHETIC_ROWS,
+    )
 
 
 @pytest.fixture(scope="session")
-def data_files(week0) -> tuple[Path, Path]:
+def source(configured) -> sources.DataFiles:
+    """The configured data source's training and holdout CSVs, written once per session (treat them as read-only)."""
+    return sources.prepare(configured)
+
+
+@pytest.fixture(scope="session")
+def data_files(source) -> tuple[Path, Path]:
     """The training and holdout CSVs of the configured data source (treat them as read-only)."""
-    return week0
+    return source.train, source.holdout
+
+
+@pytest.fixture(scope="session")
+def week0(data_files) -> tuple[Path, Path]:
+    """The former name of ``data_files``, for tests not yet renamed."""
+    return data_files
+
+
+@pytest.fixture(scope="session")
+def data_table(configured) -> str:
+    """The configured [tool.<package>.data] table as TOML, file paths absolute: for a project in another folder."""
+    data = configured.data
+    lines = [f"[tool.{TABLE}.data]", f"source = {json.dumps(data.source)}"]
+    for key in SOURCES[data.source]:
+        value = getattr(data, key)
+        lines.append(f"{key} = {json.dumps(str(value) if isinstance(value, Path) else value)}")
+    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture(scope="session")
@@ -55,16 +93,16 @@ def valid_rows(data_files) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory, week0) -> Path:
-    """A model folder trained on week 0 with seed 0 (treat it as read-only)."""
-    folder, _ = train(*week0, tmp_path_factory.mktemp("artifacts"), seed=0)
+def model_dir(tmp_path_factory, source) -> Path:
+    """A model folder trained on the configured data with seed 0 (treat it as read-only)."""
+    folder, _ = train(source.train, source.holdout, tmp_path_factory.mktemp("artifacts"), seed=0, source=source.lineage)
     return folder
 
 
 @pytest.fixture(scope="session")
-def second_model_dir(tmp_path_factory, week0) -> Path:
+def second_model_dir(tmp_path_factory, data_files) -> Path:
     """Another version: the same data retrained with seed 1 (treat it as read-only)."""
-    folder, _ = train(*week0, tmp_path_factory.mktemp("artifacts"), seed=1)
+    folder, _ = train(*data_files, tmp_path_factory.mktemp("artifacts"), seed=1)
     return folder
 
 

@@ -1,18 +1,23 @@
 """The command line: every subcommand listed, one-line errors, and a full registry round trip."""
 
+import csv
 import json
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
 from {{ cookiecutter.package_name }} import artifact
 from {{ cookiecutter.package_name }}.cli import PROG, main
 from {{ cookiecutter.package_name }}.config import TABLE
+from {{ cookiecutter.package_name }}.data import read_csv
+from {{ cookiecutter.package_name }}.features import LABEL
 
 SUBCOMMANDS = [
     "data",
     "train",
+    "declare",
     "evaluate",
     "gate",
     "register",
@@ -31,11 +36,11 @@ SUBCOMMANDS = [
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    """An empty project folder as the working directory, with small data and fixed gate thresholds."""
+def project(tmp_path, monkeypatch, configured, data_table):
+    """An empty project folder as the working directory: the configured data source kept small, a fixed gate."""
     (tmp_path / "pyproject.toml").write_text(
-        f"[tool.{TABLE}]\ntrain_rows = 4000\nholdout_rows = 4000\n"
-        f"[tool.{TABLE}.gate]\nmin_auc = 0.8\nmax_auc_drop = 0.01\n"
+        f"[tool.{TABLE}]\ntrain_rows = {configured.train_rows}\nholdout_rows = {configured.holdout_rows}\n"
+        f"[tool.{TABLE}.gate]\nmin_auc = 0.8\nmax_auc_drop = 0.01\n{data_table}"
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MODEL_REGISTRY", raising=False)
@@ -76,6 +81,7 @@ def test_every_subcommand_has_its_own_help(capsys, name):
     [
         ["train", "--bogus"],
         ["data", "--week", "two"],
+        ["declare", "data.csv"],
         [],
         ["promote", "v1", "--stage", "qa"],
         ["train", "--seed", "-1"],
@@ -89,6 +95,7 @@ def test_every_subcommand_has_its_own_help(capsys, name):
     ids=[
         "unknown flag",
         "bad value",
+        "declare without --label",
         "no subcommand",
         "bad choice",
         "negative seed",
@@ -116,8 +123,9 @@ def test_a_usage_error_is_one_line_on_stderr_and_exit_code_2(capsys, args):
         (["register", "missing-model"], "missing-model"),
         (["evaluate", "missing-model"], "missing-model"),
         (["promote", "missing-version"], "missing-version"),
+        (["declare", "missing.csv", "--label", LABEL], "missing.csv"),
     ],
-    ids=["train", "register", "evaluate", "promote"],
+    ids=["train", "register", "evaluate", "promote", "declare"],
 )
 def test_a_missing_file_is_one_clear_line_and_a_failure(project, capsys, args, named):
     code, out, err = run(capsys, *args)
@@ -130,8 +138,8 @@ def test_a_missing_file_is_one_clear_line_and_a_failure(project, capsys, args, n
 def test_data_train_register_promote_history_models_diff_rollback_round_trip(project, capsys):
     code, out, _ = run(capsys, "data")
     assert code == 0
-    assert out.split() == ["data/week-00/train.csv", "data/week-00/holdout.csv"]
-    assert (project / "data" / "week-00" / "train.csv").is_file()
+    train_csv, holdout_csv = (Path(line) for line in out.splitlines())
+    assert read_csv(train_csv).y.size and read_csv(holdout_csv).y.size
 
     code, out, _ = run(capsys, "train")
     first, first_folder = out.split()
@@ -168,12 +176,21 @@ def test_data_train_register_promote_history_models_diff_rollback_round_trip(pro
     assert run(capsys, "rollback")[0] == 1  # the first deploy replaced nothing
 
 
-def test_data_with_one_class_only_is_one_clear_line(project, model_dir, week0, tmp_path, capsys):
+def write_holdout(data_files, path, keep=lambda row: True, relabel=lambda label: label):
+    """A copy of the holdout CSV with only the rows ``keep`` accepts and each label passed through ``relabel``."""
+    with data_files[1].open(newline="") as file:
+        rows = [row for row in csv.DictReader(file) if keep(row)]
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**row, LABEL: relabel(row[LABEL])} for row in rows)
+    return path
+
+
+def test_data_with_one_class_only_is_one_clear_line(project, model_dir, data_files, tmp_path, capsys):
     assert run(capsys, "register", str(model_dir))[0] == 0
     assert run(capsys, "promote", model_dir.name)[0] == 0
-    header, *rows = week0[1].read_text().splitlines()
-    one_class = tmp_path / "no-fraud.csv"
-    one_class.write_text("\n".join([header, *[row for row in rows if row.endswith(",0")]]) + "\n")
+    one_class = write_holdout(data_files, tmp_path / "one-class.csv", keep=lambda row: float(row[LABEL]) == 0)
     for command in (["evaluate", str(model_dir)], ["monitor"]):
         code, _, err = run(capsys, *command, "--data", str(one_class))
         assert code == 1, command
@@ -188,12 +205,12 @@ def test_models_names_every_stage_a_version_holds(project, model_dir, capsys):
     assert code == 0 and out.rstrip().endswith("staging production")
 
 
-def test_evaluate_prints_the_auc_with_its_interval(project, model_dir, capsys):
+def test_evaluate_prints_the_auc_with_its_interval(project, model_dir, data_files, capsys):
     code, out, _ = run(capsys, "evaluate", str(model_dir))
     result = json.loads(out)
     assert code == 0
     assert result["ci_low"] < result["auc"] < result["ci_high"]
-    assert result["positives"] + result["negatives"] == 4_000
+    assert result["positives"] + result["negatives"] == len(read_csv(data_files[1]).y)
 
 
 def test_gate_exit_codes_are_0_pass_1_blocked_2_undecided(project, model_dir, capsys):
@@ -229,15 +246,20 @@ def test_gate_library_upgrade_leaves_out_a_production_model_saved_by_another_sci
     assert code == 0 and f"Production {model_dir.name} was not compared" in out
 
 
-def test_monitor_exits_1_when_a_retrain_is_due(project, model_dir, capsys):
+def test_monitor_exits_1_when_a_retrain_is_due(project, model_dir, data_files, tmp_path, capsys):
     assert run(capsys, "monitor")[0] == 1  # no production model yet: one clear line
     assert run(capsys, "register", str(model_dir))[0] == 0
     assert run(capsys, "promote", model_dir.name)[0] == 0
     code, out, _ = run(capsys, "monitor")
-    assert (code, out.splitlines()[-1]) == (0, "OK: no retrain needed")
-    code, out, _ = run(capsys, "monitor", "--week", "4")
+    assert out.startswith(f"production {model_dir.name}\nAUC ")
+    alerts = [line for line in out.splitlines() if line.startswith("ALERT")]
+    assert code == (1 if alerts else 0)
+    assert alerts or out.splitlines()[-1] == "OK: no retrain needed"
+    # labels that turned against the model: its AUC falls below the floor
+    flipped = write_holdout(data_files, tmp_path / "flipped.csv", relabel=lambda label: str(1 - int(float(label))))
+    code, out, _ = run(capsys, "monitor", "--data", str(flipped))
     assert code == 1
-    assert "ALERT: card_present drifted" in out
+    assert "is below the floor 0.8" in out
 
 
 def test_smoke_test_of_a_service_that_never_answers_fails_with_one_line(project, capsys):
@@ -273,3 +295,53 @@ def test_serve_logs_production_predictions_into_the_configured_folder(project, e
 def test_a_staging_service_logs_nothing_unless_asked(project, exec_calls):
     assert main(["serve", "--stage", "staging"]) == 0
     assert "PREDICTION_LOG" not in exec_calls[0][1] and "MODEL_SHADOW" not in exec_calls[0][1]
+
+
+@pytest.fixture
+def csv_project(project, data_files):
+    """The project folder with one CSV as its data source: the configured holdout, split again."""
+    (project / "pyproject.toml").write_text(
+        f"[tool.{TABLE}.gate]\nmin_auc = 0.8\nmax_auc_drop = 0.01\n"
+        f'[tool.{TABLE}.data]\nsource = "csv"\npath = {json.dumps(str(data_files[1]))}\n'
+    )
+    return project
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["data"],
+        ["train"],
+        ["evaluate", "MODEL"],
+        ["gate", "MODEL"],
+        ["monitor"],
+        ["smoke-test", "http://127.0.0.1:9", "--version", "v1"],
+        ["pipeline", "--skip-tests"],
+    ],
+    ids=lambda args: args[0],
+)
+def test_week_with_a_csv_source_is_refused_with_one_line(csv_project, model_dir, capsys, args):
+    args = [str(model_dir) if arg == "MODEL" else arg for arg in args]
+    code, out, err = run(capsys, *args, "--week", "1")
+    assert code == (2 if args[0] == "gate" else 1)
+    refusal = f'--week needs source = "synthetic"; [tool.{TABLE}.data] in pyproject.toml says "csv"'
+    assert err == f"{PROG}: error: {refusal}\n"
+    assert not (csv_project / "data").exists() and not (csv_project / "artifacts").exists()
+
+
+def test_a_csv_source_is_split_once_and_every_command_reads_its_holdout(csv_project, capsys):
+    code, out, _ = run(capsys, "data")
+    train_csv, holdout_csv = (Path(line) for line in out.splitlines())
+    assert code == 0 and train_csv.parent == holdout_csv.parent == Path("data") / "split"
+    code, out, _ = run(capsys, "train")
+    version, folder = out.split()
+    metadata = json.loads((Path(folder) / "metadata.json").read_text())
+    assert metadata["data_source"]["source"] == "csv"
+    assert metadata["holdout_data"]["path"] == str(holdout_csv)
+    code, out, _ = run(capsys, "evaluate", folder)
+    assert code == 0 and json.loads(out)["positives"] == read_csv(holdout_csv).positives
+
+
+def test_week_and_data_together_are_refused(project, model_dir, data_files, capsys):
+    code, _, err = run(capsys, "evaluate", str(model_dir), "--week", "0", "--data", str(data_files[1]))
+    assert code == 1 and len(err.splitlines()) == 1 and "--week" in err

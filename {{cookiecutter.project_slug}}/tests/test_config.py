@@ -1,10 +1,11 @@
 """Settings: defaults, overrides from pyproject.toml and the environment, clear errors for bad keys."""
 
+import re
 from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.config import TABLE, ConfigError, GateSettings, Settings, load_settings
+from {{ cookiecutter.package_name }}.config import TABLE, ConfigError, DataSettings, GateSettings, Settings, load_settings
 
 PROJECT_PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
@@ -99,3 +100,62 @@ def test_a_value_out_of_its_range_is_named_so_the_gate_cannot_fail_open(tmp_path
 def test_a_broken_pyproject_is_one_config_error(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         load_settings(write(tmp_path, text))
+
+
+def test_the_data_source_is_the_synthetic_example_unless_pyproject_names_another(tmp_path):
+    assert Settings().data == DataSettings(source="synthetic")
+    assert load_settings(write(tmp_path, "[tool.TABLE]\nseed = 1\n")).data.source == "synthetic"
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ('source = "csv"\npath = "datasets/mine.csv"', DataSettings("csv", Path("datasets/mine.csv"))),
+        (
+            'source = "csv"\npath = "mine.csv"\nholdout_fraction = 0.3\nsplit_column = "day"',
+            DataSettings("csv", Path("mine.csv"), holdout_fraction=0.3, split_column="day"),
+        ),
+        (
+            'source = "csv-pair"\npath = "train.csv"\nholdout_path = "holdout.csv"',
+            DataSettings("csv-pair", Path("train.csv"), Path("holdout.csv")),
+        ),
+    ],
+    ids=["csv", "csv-time-split", "csv-pair"],
+)
+def test_a_data_source_is_read_from_its_own_table(tmp_path, table, expected):
+    assert load_settings(write(tmp_path, f"[tool.TABLE.data]\n{table}\n")).data == expected
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('source = "parquet"', 'source must be one of "synthetic", "csv" or "csv-pair", got \'parquet\''),
+        ('source = "csv"', 'source = "csv" needs path = "<a CSV file>"'),
+        ('source = "csv"\npath = ""', 'source = "csv" needs path'),
+        ('source = "csv-pair"\npath = "train.csv"', 'source = "csv-pair" needs holdout_path'),
+        ('source = "csv"\npath = "a.csv"\nholdout_fraction = 0', "holdout_fraction must be above 0 and below 1"),
+        ('source = "csv"\npath = "a.csv"\nholdout_fraction = 1', "holdout_fraction must be above 0 and below 1"),
+        ('path = "a.csv"', 'path is not read by source = "synthetic"; remove it'),
+        ('source = "csv"\npath = "a.csv"\nholdout_path = "b.csv"', 'holdout_path is not read by source = "csv"'),
+        ('source = "csv-pair"\npath = "a"\nholdout_path = "b"\nsplit_column = "day"', "split_column is not read"),
+        ('source = "csv"\npath = 3', "path must be a path"),
+        ('sorce = "csv"', "unknown key 'sorce'"),
+    ],
+    ids=[
+        "unknown-source",
+        "csv-without-path",
+        "csv-empty-path",
+        "pair-without-holdout",
+        "fraction-0",
+        "fraction-1",
+        "synthetic-with-path",
+        "csv-with-holdout-path",
+        "pair-with-split-column",
+        "path-not-text",
+        "typo",
+    ],
+)
+def test_a_data_table_that_cannot_work_is_one_config_error_naming_the_key(tmp_path, table, message):
+    with pytest.raises(ConfigError, match=re.escape(message)) as error:
+        load_settings(write(tmp_path, f"[tool.TABLE.data]\n{table}\n"))
+    assert f"[tool.{TABLE}.data]" in str(error.value) and "\n" not in str(error.value)

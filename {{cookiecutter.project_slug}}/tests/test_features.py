@@ -2,7 +2,6 @@
 
 import pytest
 
-from {{ cookiecutter.package_name }}.data import SYNTHETIC_COLUMNS
 from {{ cookiecutter.package_name }}.features import FEATURES, LABEL, Feature, feature_names
 
 
@@ -30,7 +29,3 @@ def test_every_feature_has_a_kind_a_sane_range_and_a_description(feature):
 @pytest.mark.parametrize("feature", FEATURES, ids=lambda feature: feature.name)
 def test_a_feature_survives_its_metadata_round_trip(feature):
     assert Feature.from_dict(feature.to_dict()) == feature
-
-
-def test_the_synthetic_generator_covers_the_default_features():
-    assert list(SYNTHETIC_COLUMNS) == feature_names()

@@ -6,13 +6,13 @@ import shutil
 import numpy as np
 import pytest
 import sklearn
+from sklearn.inspection import permutation_importance
 
 from {{ cookiecutter.package_name }} import artifact, train
 from {{ cookiecutter.package_name }}.cli import PROG, main
 from {{ cookiecutter.package_name }}.config import TABLE, GateSettings
-from {{ cookiecutter.package_name }}.data import Dataset, read_csv, synthetic_transactions, write_csv
+from {{ cookiecutter.package_name }}.data import Dataset, read_csv, write_csv
 from {{ cookiecutter.package_name }}.evaluate import AucComparison, AucEstimate
-from {{ cookiecutter.package_name }}.features import feature_names
 from {{ cookiecutter.package_name }}.gate import EXIT_CODES, decide, render_report, run_gate, write_outputs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -34,27 +34,35 @@ def generated_fit(data, seed=0):
 
 
 @pytest.fixture(scope="module")
-def reference_model(tmp_path_factory, week0):
-    """Production for the unit-error tests: the week-0 model, trained by the generated fit."""
+def reference_model(tmp_path_factory, data_files):
+    """Production for the unit-error tests: a model of the configured data, trained by the generated fit."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train, "fit", generated_fit)
-        folder, _ = train.train(*week0, tmp_path_factory.mktemp("reference"), seed=0)
+        folder, _ = train.train(*data_files, tmp_path_factory.mktemp("reference"), seed=0)
     return folder
 
 
 @pytest.fixture(scope="module")
-def unit_error_model(tmp_path_factory, week0):
-    """A candidate whose training code multiplies merchant_risk by 100 (a unit bug), serving unscaled data."""
-    column = feature_names().index("merchant_risk")
+def most_important(reference_model, data_files) -> int:
+    """The column the reference model leans on most: the one whose shuffling costs the most holdout AUC."""
+    holdout = read_csv(data_files[1])
+    estimator = artifact.load(reference_model).estimator
+    importance = permutation_importance(estimator, holdout.X, holdout.y, scoring="roc_auc", n_repeats=5, random_state=0)
+    return int(np.argmax(importance.importances_mean))
+
+
+@pytest.fixture(scope="module")
+def unit_error_model(tmp_path_factory, data_files, most_important):
+    """A candidate whose training code multiplies the most important feature by 100 (a unit bug), serving unscaled."""
 
     def fit_with_a_unit_error(data, seed=0):
         X = data.X.copy()
-        X[:, column] *= 100
+        X[:, most_important] *= 100
         return generated_fit(Dataset(X, data.y), seed)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train, "fit", fit_with_a_unit_error)
-        folder, _ = train.train(*week0, tmp_path_factory.mktemp("buggy"), seed=0)
+        folder, _ = train.train(*data_files, tmp_path_factory.mktemp("buggy"), seed=0)
     return folder
 
 
@@ -107,29 +115,22 @@ def test_the_gate_blocks_a_candidate_below_the_floor(model_dir, week0):
     assert "below the floor" in result.reasons[0]
 
 
-def test_the_gate_blocks_a_model_several_points_worse_from_a_unit_error(
-    unit_error_model, reference_model, week0, gate_settings
+def test_the_gate_blocks_a_model_trained_with_its_most_important_feature_in_other_units(
+    unit_error_model, reference_model, data_files, gate_settings
 ):
-    result = run_gate(unit_error_model, week0[1], reference_model, gate_settings)
+    result = run_gate(unit_error_model, data_files[1], reference_model, gate_settings)
     assert (result.decision, result.exit_code) == ("blocked", 1)
-    # measured: about 5 points worse, yet still above the floor: only the comparison catches it
-    assert result.comparison.difference < -0.03
-    assert result.candidate.auc > gate_settings.min_auc
-    assert "worse than production" in result.reasons[0]
+    # the paired comparison catches it, whether or not the candidate still clears the floor
+    # (on the synthetic example: about 5 points worse, still above the floor)
+    assert result.comparison.difference < -gate_settings.max_auc_drop
+    assert any("worse than production" in reason for reason in result.reasons)
     assert set(result.curves) == {"candidate", "production"}
 
 
-def test_the_gate_passes_a_retrain_with_only_the_seed_changed(second_model_dir, model_dir, week0, gate_settings):
-    result = run_gate(second_model_dir, week0[1], model_dir, gate_settings)
+def test_the_gate_passes_a_retrain_with_only_the_seed_changed(second_model_dir, model_dir, data_files, gate_settings):
+    result = run_gate(second_model_dir, data_files[1], model_dir, gate_settings)
     assert (result.decision, result.exit_code, result.reasons) == ("pass", 0, [])
     assert result.candidate_version != result.production_version
-
-
-def test_the_gate_passes_a_retrain_on_a_fresh_sample_of_the_same_week(tmp_path, model_dir, week0, gate_settings):
-    write_csv(tmp_path / "fresh.csv", synthetic_transactions(4_000, week=0, seed=1))
-    fresh, _ = train.train(tmp_path / "fresh.csv", week0[1], tmp_path / "artifacts", seed=0)
-    result = run_gate(fresh, week0[1], model_dir, gate_settings)
-    assert (result.decision, result.reasons) == ("pass", [])
 
 
 def test_the_gate_is_undecided_without_a_candidate_model(tmp_path, week0, gate_settings):
@@ -188,7 +189,7 @@ def test_a_declared_library_upgrade_still_compares_a_production_model_that_loads
 ):
     result = run_gate(unit_error_model, week0[1], reference_model, gate_settings, library_upgrade=True)
     assert (result.decision, result.note) == ("blocked", None)
-    assert "worse than production" in result.reasons[0]
+    assert any("worse than production" in reason for reason in result.reasons)
 
 
 def test_write_outputs_writes_the_decision_the_report_and_the_roc_plot(

@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from {{ cookiecutter.package_name }} import artifact, pipeline
-from {{ cookiecutter.package_name }}.config import GateSettings, Settings
+from {{ cookiecutter.package_name }} import artifact, pipeline, sources
+from {{ cookiecutter.package_name }}.config import GateSettings
 from {{ cookiecutter.package_name }}.console import Console
-from {{ cookiecutter.package_name }}.data import read_csv
+from {{ cookiecutter.package_name }}.data import read_csv, sha256_of
 from {{ cookiecutter.package_name }}.features import FEATURES
-from {{ cookiecutter.package_name }}.pipeline import Run, StageFailed, run_pipeline, smoke_requests, week_files
+from {{ cookiecutter.package_name }}.pipeline import Run, StageFailed, run_pipeline, smoke_requests
 from {{ cookiecutter.package_name }}.registry import Registry
 from {{ cookiecutter.package_name }}.service import create_app
 
@@ -29,19 +29,18 @@ WITHOUT_SERVER = [
 
 
 @pytest.fixture
-def settings(tmp_path, gate_settings):
-    """Settings for a small, fast pipeline writing under tmp_path."""
-    return Settings(
+def settings(tmp_path, configured, gate_settings):
+    """The configured data source, kept small, with a pipeline writing under tmp_path."""
+    return replace(
+        configured,
         registry=tmp_path / "registry",
         data_dir=tmp_path / "data",
         artifacts=tmp_path / "artifacts",
-        train_rows=4_000,
-        holdout_rows=4_000,
         gate=gate_settings,
     )
 
 
-def new_run(settings, week=0):
+def new_run(settings, week=None):
     """A pipeline run (tests skipped) whose console writes to a buffer instead of the screen."""
     return Run(settings, week, run_tests=False, console=Console(screen=io.StringIO()))
 
@@ -72,14 +71,23 @@ def test_the_full_pipeline_deploys_through_a_staging_server_to_production(settin
     assert (run.registry.folder(run.version) / "report.md").is_file()
 
 
-def test_a_second_week_is_gated_against_production_and_deployed(settings):
+def train_with_seed_1(run):
+    """The train_model stage with the model's seed changed, on the data make_data wrote: a harmless retrain."""
+    run.settings = replace(run.settings, seed=1)
+    pipeline.train_model(run)
+
+
+def test_a_retrain_is_gated_against_production_and_deployed_and_the_history_names_its_data(settings):
     first = new_run(settings)
     assert run_pipeline(first, WITHOUT_SERVER) == 0
-    second = new_run(settings, week=1)
-    assert run_pipeline(second, WITHOUT_SERVER) == 0, shown(second)
+    second = new_run(settings)
+    retrain = [train_with_seed_1 if stage is pipeline.train_model else stage for stage in WITHOUT_SERVER]
+    assert run_pipeline(second, retrain) == 0, shown(second)
     assert second.registry.current("production") == second.version != first.version
     assert f"pass against production {first.version}" in "\n".join(shown(second))
     assert second.registry.previous_production() == first.version
+    registered = [entry["reason"] for entry in second.registry.history() if entry["action"] == "register"]
+    assert registered == [f"pipeline: {first.data.description}", f"pipeline: {second.data.description}"]
 
 
 def test_a_failing_stage_stops_the_pipeline_names_it_and_leaves_production_alone(settings, registry):
@@ -124,31 +132,33 @@ def test_after_a_scikit_learn_upgrade_only_a_declared_library_upgrade_deploys(se
     metadata_file.write_text(json.dumps({**metadata, "sklearn_version": f"{major}.{minor - 1}.0"}))
     artifact.write_manifest(metadata_file.parent)  # as that scikit-learn's save() wrote it
 
-    undeclared = new_run(settings, week=1)
+    undeclared = new_run(replace(settings, seed=1))
     assert run_pipeline(undeclared, WITHOUT_SERVER) == 1
     failure = next(line for line in shown(undeclared) if line.startswith("FAILED"))
     assert "gate_candidate" in failure and "--library-upgrade" in failure
     assert undeclared.registry.current("production") == first.version
 
-    declared = new_run(settings, week=1)
+    declared = new_run(replace(settings, seed=1))
     declared.library_upgrade = True
     assert run_pipeline(declared, WITHOUT_SERVER) == 0, shown(declared)
     assert declared.registry.current("production") == declared.version
     assert "was not compared" in (declared.candidate / "report.md").read_text()
 
 
-def test_make_data_writes_the_weeks_files(settings):
-    run = new_run(settings, week=3)
+def test_make_data_writes_the_configured_sources_files(settings, source):
+    run = Run(settings, run_tests=False, console=Console(screen=io.StringIO(), verbose=True))
     pipeline.make_data(run)
-    assert (run.train_csv, run.holdout_csv) == week_files(settings, 3)
-    assert run.train_csv.parent.name == "week-03"
-    assert len(read_csv(run.holdout_csv).y) == 4_000
+    assert (run.train_csv, run.holdout_csv) == (run.data.train, run.data.holdout)
+    assert sha256_of(run.holdout_csv) == sha256_of(source.holdout)
+    assert run.data.lineage == sources.prepare(settings).lineage
+    assert shown(run) == [f"{run.data.description}: {run.train_csv} and {run.holdout_csv}"]
 
 
-def test_smoke_requests_builds_a_valid_request_and_bad_ones_the_service_rejects(client, week0):
-    valid, bad = smoke_requests(FEATURES, read_csv(week0[1]).X[0].tolist())
+def test_smoke_requests_builds_a_valid_request_and_bad_ones_the_service_rejects(client, data_files):
+    valid, bad = smoke_requests(FEATURES, read_csv(data_files[1]).X[0].tolist())
     assert list(valid) == [feature.name for feature in FEATURES]
-    assert isinstance(valid["hour"], int) and isinstance(valid["card_present"], bool)
+    kinds = {"float": float, "int": int, "bool": bool}
+    assert all(type(valid[feature.name]) is kinds[feature.kind] for feature in FEATURES)
     assert client.post("/predict", json=valid).status_code == 200
     assert {"body not JSON", "missing field", "unknown field", "wrong type", "NaN", "empty list"} <= bad.keys()
     for name, (body, content_type) in bad.items():

@@ -8,6 +8,17 @@ class GateSettings:
 
 
 @dataclass(frozen=True)
+class DataSettings:
+    """Where the training and holdout data come from: the synthetic example, one CSV split in two, or two CSVs."""
+
+    source: str = "synthetic"
+    path: Path = Path()
+    holdout_path: Path = Path()
+    holdout_fraction: float = 0.25
+    split_column: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where things live and how big the synthetic data sets are."""
 
@@ -20,3 +31,4 @@ class Settings:
     holdout_rows: int = 20_000
     max_psi: float = 0.2
     gate: GateSettings = field(default_factory=GateSettings)
+    data: DataSettings = field(default_factory=DataSettings)

@@ -1,1 +1,1 @@
-"""The {{ cookiecutter.package_name }} package: a fraud model with continuous deployment."""
+"""The {{ cookiecutter.package_name }} package: a model with continuous deployment."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import artifact, pipeline
+from .cli_data import cmd_data, cmd_declare, cmd_train, holdout_file, requested_week
 from .cli_reproduce import add_arguments as reproduce_arguments
 from .cli_reproduce import cmd_bisect, cmd_reproduce
 from .config import Settings, load_settings
@@ -65,40 +66,10 @@ def resolve(settings: Settings, model: str) -> Path:
     return path if path.is_dir() else Registry(settings.registry).folder(model)
 
 
-def week_data(settings: Settings, args: argparse.Namespace, which: int) -> Path:
-    """The CSV to use: --data if given, else the week's file (generated when missing)."""
-    if getattr(args, "data", None):
-        return Path(args.data)
-    files = pipeline.week_files(settings, args.week)
-    if not files[which].is_file():
-        files = pipeline.write_week(settings, args.week)
-    return files[which]
-
-
-def cmd_data(settings: Settings, args: argparse.Namespace) -> int:
-    """Write a week's synthetic train and holdout CSVs."""
-    for path in pipeline.write_week(settings, args.week):
-        print(path)
-    return 0
-
-
-def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
-    """Train a model folder."""
-    from .train import train
-
-    train_csv = Path(args.train) if args.train else week_data(settings, args, 0)
-    holdout_csv = Path(args.holdout) if args.holdout else week_data(settings, args, 1)
-    folder, metadata = train(
-        train_csv, holdout_csv, settings.artifacts, args.seed if args.seed is not None else settings.seed
-    )
-    print(f"{metadata['version']}  {folder}")
-    return 0
-
-
 def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     """Print a model's AUC with its 95% confidence interval on a data set; warn when the data is too small."""
     model = artifact.load(resolve(settings, args.model))
-    data = read_csv(week_data(settings, args, 1), model.features)
+    data = read_csv(holdout_file(settings, args), model.features)
     estimate = auc_estimate(data.y, model.probability(data.X))
     warning = holdout_warning(estimate, settings.gate.max_auc_drop)
     print(json.dumps({**estimate.to_dict(), "warnings": [warning] if warning else []}, indent=2))
@@ -118,7 +89,7 @@ def cmd_gate(settings: Settings, args: argparse.Namespace) -> int:
     else:
         production = registry.current("production")
         baseline, role = (registry.models / production if production else None), "production"
-    result = run_gate(candidate, week_data(settings, args, 1), baseline, gate, args.library_upgrade, role)
+    result = run_gate(candidate, holdout_file(settings, args), baseline, gate, args.library_upgrade, role)
     report = write_outputs(result, Path(args.out) if args.out else candidate if candidate.is_dir() else Path("gate"))
     print(report.read_text(), end="")
     if result.decision == "undecided":
@@ -182,7 +153,7 @@ def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
         raise RegistryError("no production model to monitor; run the pipeline first")
     folder = registry.folder(production)
     model = artifact.load(folder)
-    data = read_csv(week_data(settings, args, 1), model.features)
+    data = read_csv(holdout_file(settings, args), model.features)
     profile = artifact.read_json(folder / artifact.METRICS_FILE)["train_profile"]
     report = monitor(model, profile, data, settings.gate.min_auc, settings.max_psi)
     print(f"production {production}")
@@ -208,13 +179,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_smoke_test(settings: Settings, args: argparse.Namespace) -> int:
     """Check a running service (staging): ready, answering with VERSION, rejecting bad requests with 4xx."""
-    base = args.url.rstrip("/")
+    base, holdout = args.url.rstrip("/"), holdout_file(settings, args)
     try:
         pipeline.wait_until_ready(base, seconds=args.wait)
     except pipeline.StageFailed as error:
         print(f"FAILED: {error}", file=sys.stderr)
         return 1
-    problems, rejected = pipeline.smoke_test(base, args.version, week_data(settings, args, 1))
+    problems, rejected = pipeline.smoke_test(base, args.version, holdout)
     for problem in problems:
         print(f"FAILED: {problem}", file=sys.stderr)
     if not problems:
@@ -223,10 +194,11 @@ def cmd_smoke_test(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(settings: Settings, args: argparse.Namespace) -> int:
-    """Run the local CD pipeline for a week."""
+    """Run the local CD pipeline on the configured data (--week: a week of the synthetic example)."""
+    week = requested_week(settings, args)
     with Console(verbose=args.verbose, log=log_path("pipeline")) as console:
         run = pipeline.Run(
-            settings, args.week, run_tests=not args.skip_tests, library_upgrade=args.library_upgrade, console=console
+            settings, week, run_tests=not args.skip_tests, library_upgrade=args.library_upgrade, console=console
         )
         return pipeline.run_pipeline(run)
 
@@ -241,8 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         flag.add_argument(*names, **options)
         return flag
 
-    week = shared("--week", type=int, default=0, help="week of synthetic data (default 0)")
-    data = shared("--data", help="a CSV to use instead of the week's holdout")
+    week = shared("--week", type=int, help='week of the synthetic example (default 0; needs source = "synthetic")')
+    data = shared("--data", help="a labelled CSV to use instead of the configured source's holdout")
     reason = shared("--reason", default="manual", help="why, for the history")
     upgrade = shared(
         "--library-upgrade", action="store_true", help="production is from another scikit-learn: floor alone decides"
@@ -261,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--train", help="training CSV")
     train.add_argument("--holdout", help="holdout CSV")
     train.add_argument("--seed", type=number(int, 0, 2**32 - 1), help="random seed (default from pyproject.toml)")
+    declare = add(cmd_declare)
+    declare.add_argument("csv", help="a labelled CSV with a header row")
+    declare.add_argument("--label", required=True, help="the 0/1 column the model predicts")
+    declare.add_argument("--ignore", action="append", metavar="COLUMN", help="a column that is no feature (repeatable)")
+    declare.add_argument("--write", action="store_true", help="rewrite LABEL and FEATURES in features.py")
     add(cmd_evaluate, week, data).add_argument("model", help="a model folder or a registered version")
     gate = add(cmd_gate, week, data, upgrade)
     gate.add_argument("candidate", help="candidate model folder or version")
@@ -304,7 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run a subcommand, turning expected failures into one clear line."""
     args = build_parser().parse_args(argv)
     try:
-        return args.function(load_settings(), args)
+        settings = load_settings()
+        requested_week(settings, args)  # a --week the data source cannot use stops every command before it starts
+        return args.function(settings, args)
     # ValueError covers the settings' ConfigError, the data's DataError and data a model cannot be scored on
     except (artifact.ArtifactError, RegistryError, OSError, KeyError, ValueError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

@@ -10,13 +10,14 @@ from .registry import Registry
 
 
 def data_files(settings: Settings, args: argparse.Namespace) -> tuple[Path, Path]:
-    """--train and --holdout when given, else the week's files (written when missing)."""
-    from . import pipeline
+    """--train and --holdout when given, else the configured data source's files (written when missing)."""
+    if args.train and args.holdout:
+        return Path(args.train), Path(args.holdout)
+    from . import sources
+    from .cli_data import requested_week
 
-    files = pipeline.week_files(settings, args.week)
-    if not all(path.is_file() for path in files) and not (args.train and args.holdout):
-        files = pipeline.write_week(settings, args.week)
-    return Path(args.train or files[0]), Path(args.holdout or files[1])
+    files = sources.prepare(settings, requested_week(settings, args))
+    return Path(args.train or files.train), Path(args.holdout or files.holdout)
 
 
 def cmd_reproduce(settings: Settings, args: argparse.Namespace) -> int:
@@ -42,5 +43,5 @@ def add_arguments(reproduce: argparse.ArgumentParser, bisect: argparse.ArgumentP
     reproduce.add_argument("version", help="a registered version or a model folder")
     bisect.add_argument("good", help="a commit whose model is good, e.g. production's git_commit")
     bisect.add_argument("bad", nargs="?", default="HEAD", help="a later commit whose model is worse (HEAD)")
-    bisect.add_argument("--train", help="training CSV (default: the week's)")
-    bisect.add_argument("--holdout", help="holdout CSV every model is scored on (default: the week's)")
+    bisect.add_argument("--train", help="training CSV (default: the configured data source's)")
+    bisect.add_argument("--holdout", help="holdout CSV every model is scored on (default: the data source's)")

@@ -29,6 +29,17 @@ class GateSettings:
 
 
 @dataclass(frozen=True)
+class DataSettings:
+    """Where the training and holdout data come from: the synthetic example, one CSV split in two, or two CSVs."""
+
+    source: str = "synthetic"
+    path: Path = Path()
+    holdout_path: Path = Path()
+    holdout_fraction: float = 0.25
+    split_column: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where things live and how big the synthetic data sets are."""
 
@@ -41,7 +52,12 @@ class Settings:
     holdout_rows: int = 20_000
     max_psi: float = 0.2
     gate: GateSettings = field(default_factory=GateSettings)
+    data: DataSettings = field(default_factory=DataSettings)
 
+
+# the [tool.<package>.data] keys each source reads, besides `source`
+SOURCES = {"synthetic": (), "csv": ("path", "holdout_fraction", "split_column"), "csv-pair": ("path", "holdout_path")}
+NEEDS_A_FILE = {"path", "holdout_path"}
 
 # the values each setting may take, checked after its type: a gate that accepts any confidence fails open
 LIMITS = {
@@ -52,6 +68,8 @@ LIMITS = {
     "seed": (lambda v: 0 <= v < 2**32, "from 0 to 2^32 - 1"),
     "train_rows": (lambda v: v >= 100, "at least 100"),
     "holdout_rows": (lambda v: v >= 100, "at least 100"),
+    "source": (lambda v: v in SOURCES, 'one of "synthetic", "csv" or "csv-pair"'),
+    "holdout_fraction": (lambda v: 0 < v < 1, "above 0 and below 1"),
 }
 
 
@@ -68,7 +86,10 @@ def load_settings(pyproject: Path = Path("pyproject.toml")) -> Settings:
     if not isinstance(table, dict):
         raise ConfigError(f"[tool.{TABLE}] must be a table of settings, got {table!r}")
     gate = _build(GateSettings, table.pop("gate", {}), f"tool.{TABLE}.gate")
-    settings = replace(_build(Settings, table, f"tool.{TABLE}"), gate=gate)
+    data_table = table.pop("data", {})
+    data = _build(DataSettings, data_table, f"tool.{TABLE}.data")
+    _check_source(data, set(data_table))
+    settings = replace(_build(Settings, table, f"tool.{TABLE}"), gate=gate, data=data)
     if os.environ.get("MODEL_REGISTRY"):
         settings = replace(settings, registry=Path(os.environ["MODEL_REGISTRY"]))
     return settings
@@ -78,7 +99,7 @@ def _build(cls: type, table: dict, where: str):
     """Instantiate a settings class from a TOML table, converting and checking each value."""
     if not isinstance(table, dict):
         raise ConfigError(f"[{where}] must be a table of settings, got {table!r}")
-    known = {f.name: f for f in fields(cls) if f.name != "gate"}
+    known = {f.name: f for f in fields(cls) if f.name not in ("gate", "data")}
     values = {}
     for key, value in table.items():
         if key not in known:
@@ -96,3 +117,14 @@ def _build(cls: type, table: dict, where: str):
             raise ConfigError(f"[{where}] {key} must be {text}, got {value!r}")
         values[key] = value
     return cls(**values)
+
+
+def _check_source(data: DataSettings, given: set[str]) -> None:
+    """Refuse a data table that misses a file its source needs, or sets a key its source would not read."""
+    where, uses = f"[tool.{TABLE}.data]", SOURCES[data.source]
+    unused = sorted(given - {"source", *uses})
+    if unused:
+        raise ConfigError(f'{where} {unused[0]} is not read by source = "{data.source}"; remove it')
+    for key in sorted(NEEDS_A_FILE & set(uses)):
+        if getattr(data, key) == Path():
+            raise ConfigError(f'{where} source = "{data.source}" needs {key} = "<a CSV file>"')

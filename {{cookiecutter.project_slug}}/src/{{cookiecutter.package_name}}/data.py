@@ -1,4 +1,4 @@
-"""Card transactions: a deterministic synthetic generator with a drift knob, and CSV input/output."""
+"""Labelled data: a Dataset, CSV input (checked against the feature list) and output, and file hashes."""
 
 from __future__ import annotations
 
@@ -25,64 +25,13 @@ class Dataset:
 
     @property
     def positives(self) -> int:
-        """Number of fraudulent rows."""
+        """Number of rows labelled 1."""
         return int(self.y.sum())
 
     @property
     def negatives(self) -> int:
-        """Number of legitimate rows."""
+        """Number of rows labelled 0."""
         return int(len(self.y) - self.y.sum())
-
-
-SYNTHETIC_COLUMNS = (
-    "amount",
-    "hour",
-    "merchant_risk",
-    "distance_from_home_km",
-    "card_present",
-    "transactions_last_24h",
-)
-
-
-def synthetic_transactions(n: int, week: int = 0, seed: int = 0, fraud_rate: float = 0.03) -> Dataset:
-    """Generate ``n`` transactions of a given week; fraudsters shift tactics as weeks pass.
-
-    Week 0 fraud is mostly "big spend far from home"; from week 1 on, a growing
-    share is "card testing": small amounts, near home, many transactions a day.
-    Legitimate shoppers also drift online (fewer card-present purchases).
-    """
-    if feature_names() != list(SYNTHETIC_COLUMNS):
-        raise DataError("synthetic data only covers the default features; train on your own CSV with --data")
-    if n < 1 or week < 0:
-        raise DataError(f"need n >= 1 and week >= 0, got n={n}, week={week}")
-    rng = np.random.default_rng([seed, week])
-    fraud = rng.random(n) < fraud_rate
-    card_testing = fraud & (rng.random(n) < min(week, 4) / 4 * 0.8)
-    big_spend = fraud & ~card_testing
-    legit = ~fraud
-
-    amount = np.select(
-        [legit, big_spend], [rng.lognormal(3.5, 1.0, n), rng.lognormal(4.3, 1.0, n)], rng.lognormal(2.8, 0.8, n)
-    )
-    daytime = np.clip(np.round(rng.normal(14, 4, n)), 0, 23)
-    hour = np.where(big_spend & (rng.random(n) < 0.3), rng.integers(0, 6, n), daytime)
-    merchant_risk = np.where(legit, rng.beta(2, 8, n), rng.beta(3, 6, n))
-    distance = np.where(big_spend, rng.exponential(50, n), rng.exponential(15, n))
-    in_store_share = 0.7 - 0.25 * min(week, 4) / 4
-    card_present = rng.random(n) < np.select([legit, big_spend], [in_store_share, 0.45], 0.35)
-    transactions = np.select([legit, big_spend], [rng.poisson(3, n), rng.poisson(4, n)], rng.poisson(7, n))
-
-    X = np.column_stack(
-        [
-            np.minimum(amount, 100_000).round(2),
-            hour,
-            merchant_risk.round(3),
-            np.minimum(distance, 20_000).round(1),
-            card_present,
-            np.minimum(transactions, 1_000),
-        ]
-    ).astype(float)
-    return Dataset(X, fraud.astype(np.int8))
 
 
 def write_csv(path: Path, data: Dataset, features: tuple[Feature, ...] = FEATURES) -> None:

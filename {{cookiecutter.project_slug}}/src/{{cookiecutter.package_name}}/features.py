@@ -35,7 +35,8 @@ RECORD = "{{ cookiecutter.record_name }}"
 
 # ----------------------------------------------------------------------------
 # EDIT HERE: your own data. List your CSV's numeric columns and name its 0/1
-# label column; the API schema, validation, training and docs all follow.
+# label column, or let `{{ cookiecutter.project_slug }} declare FILE.csv --label COLUMN --write`
+# write both; the API schema, validation, training and docs all follow.
 # ----------------------------------------------------------------------------
 LABEL = "is_fraud"
 

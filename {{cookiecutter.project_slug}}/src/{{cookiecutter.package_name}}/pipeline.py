@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from . import sources
 from .config import Settings
 from .console import Console
-from .data import read_csv, synthetic_transactions, write_csv
+from .data import read_csv
 from .features import FEATURES, Feature
 from .gate import run_gate, write_outputs
 from .registry import Registry
@@ -31,15 +32,16 @@ class StageFailed(Exception):
 
 @dataclass
 class Run:
-    """What the stages share: settings, the week being deployed, and what earlier stages produced."""
+    """What the stages share: settings, the synthetic week (if any), and what earlier stages produced."""
 
     settings: Settings
-    week: int = 0
+    week: int | None = None
     run_tests: bool = True
     library_upgrade: bool = False
     console: Console = field(default_factory=Console)
     train_csv: Path = Path()
     holdout_csv: Path = Path()
+    data: sources.DataFiles | None = None
     candidate: Path = Path()
     version: str = ""
     notes: dict = field(default_factory=dict)
@@ -56,20 +58,6 @@ class Run:
     def detail(self, text: str) -> None:
         """Long output of a stage: in the log, and on the screen with --verbose."""
         self.console.detail(text)
-
-
-def week_files(settings: Settings, week: int) -> tuple[Path, Path]:
-    """Where a week's training and holdout CSVs live."""
-    folder = settings.data_dir / f"week-{week:02d}"
-    return folder / "train.csv", folder / "holdout.csv"
-
-
-def write_week(settings: Settings, week: int) -> tuple[Path, Path]:
-    """Generate a week's synthetic training and holdout data (the holdout from its own seed)."""
-    train_csv, holdout_csv = week_files(settings, week)
-    write_csv(train_csv, synthetic_transactions(settings.train_rows, week, settings.seed))
-    write_csv(holdout_csv, synthetic_transactions(settings.holdout_rows, week, settings.seed + 10_000))
-    return train_csv, holdout_csv
 
 
 def run_tests(run: Run) -> None:
@@ -91,14 +79,18 @@ def run_tests(run: Run) -> None:
 
 
 def make_data(run: Run) -> None:
-    """Write this week's training and holdout data."""
-    run.train_csv, run.holdout_csv = write_week(run.settings, run.week)
-    run.say(f"wrote {run.train_csv} and {run.holdout_csv}")
+    """Write the configured data source's training and holdout CSVs."""
+    run.data = sources.prepare(run.settings, run.week)
+    run.train_csv, run.holdout_csv = run.data.train, run.data.holdout
+    run.say(f"{run.data.description}: {run.train_csv} and {run.holdout_csv}")
 
 
 def train_model(run: Run) -> None:
     """Fit a candidate model."""
-    run.candidate, metadata = train(run.train_csv, run.holdout_csv, run.settings.artifacts, run.settings.seed)
+    lineage = run.data.lineage if run.data else None
+    run.candidate, metadata = train(
+        run.train_csv, run.holdout_csv, run.settings.artifacts, run.settings.seed, source=lineage
+    )
     run.version = metadata["version"]
     run.say(f"trained {run.version} in {run.candidate}")
 
@@ -122,7 +114,7 @@ def gate_candidate(run: Run) -> None:
 
 def register_model(run: Run) -> None:
     """Copy the candidate into the registry."""
-    run.registry.register(run.candidate, reason=f"pipeline week {run.week}")
+    run.registry.register(run.candidate, reason=f"pipeline: {run.data.description if run.data else run.train_csv}")
     run.say(f"registered {run.version}")
 
 

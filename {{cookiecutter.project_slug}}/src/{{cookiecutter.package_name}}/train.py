@@ -1,4 +1,4 @@
-"""Fit the fraud model: a scikit-learn Pipeline, deterministic for a seed, saved as a model folder."""
+"""Fit the model: a scikit-learn Pipeline, deterministic for a seed, saved as a model folder."""
 
 from __future__ import annotations
 
@@ -40,8 +40,12 @@ def train(
     out_dir: Path,
     seed: int = 0,
     features: tuple[Feature, ...] = FEATURES,
+    source: dict | None = None,
 ) -> tuple[Path, dict]:
-    """Train on one CSV, score on a holdout CSV, save the model folder; return (folder, metadata)."""
+    """Train on one CSV, score on a holdout CSV, save the model folder; return (folder, metadata).
+
+    ``source`` describes where the two files came from (the data source's lineage, with the original file's sha256).
+    """
     data, holdout = read_csv(train_csv, features), read_csv(holdout_csv, features)
     model = fit(data, seed)
     metrics = {
@@ -51,6 +55,7 @@ def train(
     metadata = {
         "train_data": {"path": str(train_csv), "sha256": sha256_of(train_csv), "rows": len(data.y)},
         "holdout_data": {"path": str(holdout_csv), "sha256": sha256_of(holdout_csv), "rows": len(holdout.y)},
+        "data_source": source or {"source": "files"},
         "parameters": {"seed": seed, **{k: repr(v) for k, v in model.get_params(deep=True).items() if "__" in k}},
         "features": [feature.to_dict() for feature in features],
     }

@@ -1,0 +1,135 @@
+"""`declare CSV --label COLUMN`: the LABEL and FEATURES declaration of features.py, written from a labelled CSV.
+
+Kinds: "bool" for a column of only 0 and 1, "int" for whole numbers, "float" otherwise. Ranges: the observed
+minimum and maximum, each widened by MARGIN of the observed span (not below 0 for a column that is never
+negative), then rounded outward, so that new rows a little beyond the training data are still accepted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from .data import DataError
+from .features import Feature
+
+MARGIN = 0.1  # of the observed span, on each side
+MISSING = {"", "na", "n/a", "nan", "null", "none", "?"}
+LINE_LENGTH = 120  # ruff's, in pyproject.toml: the written lines must pass `ruff format --check`
+DECLARATION = re.compile(r"^LABEL = .*?^FEATURES: .*?^\)\n", re.M | re.S)
+
+
+def declare(path: Path, label: str, ignore: tuple[str, ...] = ()) -> tuple[Feature, ...]:
+    """The features of a labelled CSV: every column except the label and ``ignore``; DataError names a bad column."""
+    header, rows = _read(path)
+    for name in [label, *ignore]:
+        if name not in header:
+            raise DataError(f"{path} has no column {name!r}; its columns: {', '.join(header)}")
+    labels = _numbers(path, header, rows, label, hint="it must hold 0 and 1")
+    if not np.isin(labels, (0, 1)).all():
+        raise DataError(f"{path}: label column {label} must hold only 0 and 1")
+    if len(np.unique(labels)) < 2:
+        raise DataError(f"{path}: label column {label} holds only {int(labels[0])}; a model needs rows of 0 and 1")
+    features = tuple(
+        _feature(name, _numbers(path, header, rows, name, hint="encode it as numbers or --ignore it"), path.name)
+        for name in header
+        if name != label and name not in ignore
+    )
+    if not features:
+        raise DataError(f"{path} has no feature column besides the label {label}")
+    return features
+
+
+def render(features: tuple[Feature, ...], label: str) -> str:
+    """The LABEL and FEATURES lines of features.py, laid out as `ruff format` would."""
+    lines = [f"LABEL = {json.dumps(label)}", "", "FEATURES: tuple[Feature, ...] = ("]
+    for feature in features:
+        lines += _call(feature)
+    return "\n".join([*lines, ")"]) + "\n"
+
+
+def write(features_py: Path, declaration: str) -> None:
+    """Replace the LABEL and FEATURES declaration of features.py (everything else in the file stays)."""
+    text = features_py.read_text()
+    if len(DECLARATION.findall(text)) != 1:
+        raise DataError(f"{features_py}: cannot find one `LABEL = ...` followed by `FEATURES: ... = (...)` to replace")
+    features_py.write_text(DECLARATION.sub(lambda _: declaration, text))
+
+
+def _read(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and the non-blank rows (with line numbers) of a CSV."""
+    try:
+        with Path(path).open(newline="", encoding="utf-8-sig") as file:
+            reader = csv.reader(file)
+            header = [name.strip() for name in next(reader, [])]
+            rows = [(line, row) for line, row in enumerate(reader, start=2) if row]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"cannot read data file {path}: {error}") from None
+    if not header or not rows:
+        raise DataError(f"{path} needs a header row and at least one row of data")
+    repeated = next((name for name in header if header.count(name) > 1), None)
+    if repeated is not None:
+        raise DataError(f"{path}: column {repeated!r} appears twice in the header")
+    return header, rows
+
+
+def _numbers(path: Path, header: list[str], rows: list[tuple[int, list[str]]], name: str, hint: str) -> np.ndarray:
+    """One column as finite numbers, or a DataError naming the column and the first bad line (then ``hint``)."""
+    column, values = header.index(name), []
+    for line, row in rows:
+        text = row[column].strip() if column < len(row) else ""
+        if text.lower() in MISSING:
+            raise DataError(f"{path}, line {line}: column {name} has a missing value; fill or drop such rows")
+        try:
+            value = float(text)
+        except ValueError:
+            raise DataError(f"{path}, line {line}: column {name} holds {text!r}, not a number; {hint}") from None
+        if not math.isfinite(value):
+            raise DataError(f"{path}, line {line}: column {name} holds {text!r}; use finite numbers")
+        values.append(value)
+    return np.array(values)
+
+
+def _feature(name: str, values: np.ndarray, source: str) -> Feature:
+    """The feature a column supports: its kind and its observed range widened by the margin."""
+    if not name.isidentifier() or name.startswith("_") or hasattr(BaseModel, name):
+        raise DataError(
+            f"column {name!r} cannot be a field of the API's request: rename it (letters, digits, underscores, "
+            "not starting with _ or named like a pydantic attribute) or --ignore it"
+        )
+    description = f"Column {name} of {source}."
+    if np.isin(values, (0, 1)).all():
+        return Feature(name, "bool", description=description)
+    low, high = float(values.min()), float(values.max())
+    margin = MARGIN * (high - low) or MARGIN * abs(high) or 1.0
+    lowest = 0.0 if low >= 0 else -math.inf
+    if (values == np.round(values)).all():
+        return Feature(name, "int", math.floor(max(low - margin, lowest)), math.ceil(high + margin), description)
+    step = 10.0 ** math.floor(math.log10(margin))
+    digits = max(0, -math.floor(math.log10(step)))
+    # rounded outward to whole steps; round() first, so that 0.8 / 0.01 = 80.00000000000001 is 80 steps, not 81
+    minimum = math.floor(round(max(low - margin, lowest) / step, 6)) * step
+    maximum = math.ceil(round((high + margin) / step, 6)) * step
+    return Feature(name, "float", round(minimum, digits), round(maximum, digits), description)
+
+
+def _call(feature: Feature) -> list[str]:
+    """One ``Feature(...)`` line of the declaration, split as ruff splits a call too long for one line."""
+    args = [json.dumps(feature.name), json.dumps(feature.kind)]
+    if feature.kind == "bool":
+        args.append(f"description={json.dumps(feature.description)}")
+    else:
+        args += [repr(feature.minimum), repr(feature.maximum), json.dumps(feature.description)]
+    one_line = f"    Feature({', '.join(args)}),"
+    if len(one_line) <= LINE_LENGTH:
+        return [one_line]
+    inner = f"        {', '.join(args)}"
+    if len(inner) <= LINE_LENGTH:
+        return ["    Feature(", inner, "    ),"]
+    return ["    Feature(", *[f"        {arg}," for arg in args], "    ),"]

@@ -1,0 +1,139 @@
+"""`declare`: the declaration written from a CSV accepts that CSV; a table it cannot use gets one clear line."""
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from {{ cookiecutter.package_name }} import declare, features
+from {{ cookiecutter.package_name }}.cli import PROG, main
+from {{ cookiecutter.package_name }}.data import DataError, read_csv, write_csv
+from {{ cookiecutter.package_name }}.features import FEATURES, LABEL, Feature, feature_names
+
+
+@pytest.fixture(scope="module")
+def declared_csv(tmp_path_factory, data_files) -> Path:
+    """The configured training data with only the declared columns and the label."""
+    path = tmp_path_factory.mktemp("declare") / "train.csv"
+    write_csv(path, read_csv(data_files[0]))
+    return path
+
+
+def run_declaration(text: str) -> dict:
+    """Run a declaration as features.py would, and return its names."""
+    namespace = {"Feature": Feature}
+    exec(text, namespace)  # the text is this test's own output, as features.py would hold it
+    return namespace
+
+
+def test_the_declaration_of_the_training_data_names_its_columns_and_label(declared_csv):
+    declared = declare.declare(declared_csv, LABEL)
+    assert [feature.name for feature in declared] == feature_names()
+    namespace = run_declaration(declare.render(declared, LABEL))
+    assert namespace["LABEL"] == LABEL and namespace["FEATURES"] == declared
+
+
+def test_the_declared_ranges_accept_the_data_they_came_from_and_a_margin_more(declared_csv):
+    declared = declare.declare(declared_csv, LABEL)
+    data = read_csv(declared_csv, declared)  # raises if any value breaks a declared kind or range
+    for feature, column in zip(declared, data.X.T, strict=True):
+        if feature.kind == "bool":
+            assert set(np.unique(column)) <= {0, 1}, feature.name
+            continue
+        span = column.max() - column.min()
+        assert feature.maximum >= column.max() + declare.MARGIN * span * 0.999, feature.name
+        floor = max(column.min() - declare.MARGIN * span, 0 if column.min() >= 0 else -math.inf)
+        assert feature.minimum <= floor + 1e-9, feature.name
+
+
+def test_kinds_follow_the_values_bool_for_0_and_1_int_for_whole_numbers(tmp_path):
+    path = tmp_path / "table.csv"
+    path.write_text("flag,count,ratio,debt,outcome\n0,3,0.5,-20.0,1\n1,10,0.25,35.5,0\n1,7,0.75,0,0\n")
+    declared = {feature.name: feature for feature in declare.declare(path, "outcome")}
+    assert declared["flag"] == Feature("flag", "bool", description="Column flag of table.csv.")
+    assert (declared["count"].kind, declared["count"].minimum, declared["count"].maximum) == ("int", 2, 11)
+    assert (declared["ratio"].kind, declared["ratio"].minimum, declared["ratio"].maximum) == ("float", 0.2, 0.8)
+    assert (declared["debt"].minimum, declared["debt"].maximum) == (-26.0, 42.0)  # may be negative: no floor at 0
+
+
+def test_ignored_columns_are_left_out(tmp_path):
+    path = tmp_path / "table.csv"
+    path.write_text("id,day,x,y\n1,2024-01-01,0.5,1\n2,2024-01-02,1.5,0\n")
+    assert [feature.name for feature in declare.declare(path, "y", ("id", "day"))] == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("text", "label", "message"),
+    [
+        ("x,y\n1.5,0\n2.5,0\n", "y", "label column y holds only 0"),
+        ("x,y\n1.5,0\n2.5,2\n", "y", "label column y must hold only 0 and 1"),
+        ("x,y\n1.5,no\n2.5,yes\n", "y", "line 2: column y holds 'no', not a number; it must hold 0 and 1"),
+        ("x,colour,y\n1.5,red,0\n2.5,blue,1\n", "y", "line 2: column colour holds 'red', not a number"),
+        ("x,z,y\n1.5,,0\n2.5,3,1\n", "y", "line 2: column z has a missing value"),
+        ("x,z,y\n1.5,4,0\n2.5,NA,1\n", "y", "line 3: column z has a missing value"),
+        ("x,z,y\n1.5,inf,0\n2.5,3,1\n", "y", "line 2: column z holds 'inf'"),
+        ("x,y\n1.5,0\n2.5,1\n", "label", "has no column 'label'; its columns: x, y"),
+        ("x,x,y\n1,2,0\n3,4,1\n", "y", "column 'x' appears twice"),
+        ("monthly charge,y\n1,0\n2,1\n", "y", "column 'monthly charge' cannot be a field"),
+        ("json,y\n1,0\n2,1\n", "y", "column 'json' cannot be a field"),
+        ("x,y\n", "y", "needs a header row and at least one row"),
+        ("y\n0\n1\n", "y", "no feature column besides the label y"),
+    ],
+    ids=[
+        "one-class",
+        "label-not-0-or-1",
+        "label-text",
+        "text-column",
+        "blank-cell",
+        "NA-cell",
+        "infinite",
+        "unknown-label",
+        "repeated-column",
+        "not-a-name",
+        "pydantic-attribute",
+        "no-rows",
+        "label-only",
+    ],
+)
+def test_a_table_declare_cannot_use_gets_one_line_naming_the_column(tmp_path, capsys, text, label, message):
+    path = tmp_path / "table.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=re.escape(message)):
+        declare.declare(path, label)
+    assert main(["declare", str(path), "--label", label]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and err.startswith(f"{PROG}: error: ")
+
+
+def test_a_long_declaration_line_is_split_as_ruff_formats_it():
+    long_name = "a_feature_whose_name_is_long_enough_to_push_its_declaration_past_one_hundred_and_twenty"
+    lines = declare.render((Feature(long_name, "float", 0.0, 1.0, f"Column {long_name} of a.csv."),), "y").splitlines()
+    assert all(len(line) <= declare.LINE_LENGTH for line in lines)
+    assert run_declaration("\n".join(lines))["FEATURES"][0].name == long_name
+
+
+def test_write_replaces_only_the_declaration_in_features_py(tmp_path):
+    original = Path(features.__file__).read_text()
+    copy = tmp_path / "features.py"
+    copy.write_text(original)
+    declaration = declare.render((Feature("x", "float", 0.0, 1.0, "Column x of t.csv."),), "outcome")
+    declare.write(copy, declaration)
+    start, end = original.index("LABEL = "), original.index("\n)\n", original.index("FEATURES: ")) + 3
+    assert copy.read_text() == original[:start] + declaration + original[end:]
+
+
+def test_write_refuses_a_file_without_one_declaration(tmp_path):
+    (tmp_path / "features.py").write_text("FEATURES = ()\n")
+    with pytest.raises(DataError, match="cannot find one"):
+        declare.write(tmp_path / "features.py", "LABEL = 'y'\n")
+
+
+def test_the_command_prints_the_declaration_without_writing(declared_csv, capsys):
+    before = Path(features.__file__).read_text()
+    assert main(["declare", str(declared_csv), "--label", LABEL]) == 0
+    out, _ = capsys.readouterr()
+    assert out == declare.render(declare.declare(declared_csv, LABEL), LABEL)
+    assert Path(features.__file__).read_text() == before
+    assert len(FEATURES) == len(run_declaration(out)["FEATURES"])
