@@ -96,6 +96,20 @@ def test_tox_environments_build_from_the_lock(default_project):
     assert "deps =" not in tox  # every tool (ruff, pytest) comes from the lock's extras
 
 
+@pytest.mark.slow
+def test_tox_leaves_dot_venv_to_uv_sync_and_git_never_commits_a_venv_redirect_file(checked_project, tmp_path):
+    # tox 4.65 and virtualenv write a PEP 832 `.venv` file naming their environment, and uv follows it: committed,
+    # it would send the workflows' `uv sync --locked` to a .tox/test that a fresh checkout does not have
+    assert not (checked_project / ".venv").exists()
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    shutil.copy(checked_project / ".gitignore", repository)
+    (repository / ".venv").write_text(".tox/test\n")
+    assert run(["git", "init", "--quiet"], repository).returncode == 0
+    status = run(["git", "status", "--porcelain", "--untracked-files=all"], repository)
+    assert status.stdout == "?? .gitignore\n", status.stdout + status.stderr
+
+
 def test_dependabot_updates_the_lock_and_the_uv_pin(default_project):
     updates = yaml.safe_load((default_project / ".github" / "dependabot.yml").read_text())["updates"]
     ecosystems = {(update["package-ecosystem"], update["directory"]) for update in updates}

@@ -539,10 +539,10 @@ class Deployments:
     """One bake going through CI, CD, retraining and rollback; each step runs once, after the ones it needs."""
 
     def __init__(self, checked_project: Path, work: Path, api: GitHubStandIn) -> None:
-        """Copy the checked bake (without its tox environments) and prepare act's stand-ins."""
+        """Copy the checked bake (without its environments) and prepare act's stand-ins."""
         self.api = api
         self.project = work / checked_project.name
-        ignored = shutil.ignore_patterns(".tox", "registry", "artifacts", "data", "build", "__pycache__")
+        ignored = shutil.ignore_patterns(".tox", ".venv", "registry", "artifacts", "data", "build", "__pycache__")
         shutil.copytree(checked_project, self.project, ignore=ignored)
         # act 0.2.89's schema predates GitHub's `queue: max` (2026-05) and refuses the file; act ignores concurrency
         # anyway, so the copy it runs goes without it (the static tests above check the real files)
@@ -700,9 +700,11 @@ def test_cd_deploys_the_first_model_and_records_it_on_the_registry_branch(deploy
         ("promote", "production", version),
     ]
     assert "staging" in run.text() and "rejected 11 bad requests with 4xx" in run.text()
-    # each of the three jobs installed the project from uv.lock, and nothing else installed scikit-learn
+    # each of the three jobs installed the project from uv.lock, with the locked scikit-learn that saved the model, and
+    # nothing else installed scikit-learn (install_scikit_learn.py prints what it installs on a line of its own)
     assert len(re.findall(r"Resolved \d+ packages", run.text())) == 3, explain(run)
-    assert "scikit-learn==" not in run.text()
+    assert re.findall(r"^ \+ scikit-learn==(\S+)$", run.text(), re.M) == [sklearn_of(deployments, version)] * 3
+    assert not re.search(r"^scikit-learn==|Successfully installed .*scikit-learn", run.text(), re.M), explain(run)
 
 
 @pytest.mark.act
@@ -730,7 +732,7 @@ def test_ci_passes_a_harmless_change_and_comments_the_gate_report_once(deploymen
     assert "pip-audit stand-in: offline" in run.text()
     report = deployments.comment_after_ci_pass
     assert "AUC gate: PASSED" in report and deployments.production_after["first_deploy"] in report
-    assert len(re.findall(r"Resolved \d+ packages", run.text())) == 3, explain(run)  # lint, test, gate: uv.lock
+    assert len(re.findall(r"Resolved \d+ packages", run.text())) == 4, explain(run)  # lint, test, gate, audit: uv.lock
     assert len(deployments.api.state.comments[7]) == 1
 
 
@@ -777,7 +779,8 @@ def test_rollback_restores_the_previous_version_and_retags_its_image(deployments
     last = json.loads(deployments.act.branch_file("history.jsonl").splitlines()[-1])
     assert (last["action"], last["from"], last["to"]) == ("rollback", retrained, first)
     assert deployments.act.branch_log()[0].startswith(f"rollback production: {retrained} -> {first}")
-    assert f"scikit-learn=={sklearn_of(deployments, first)}" in run.text()  # the restored model's own
+    restored = re.escape(sklearn_of(deployments, first))  # the restored model's own, printed by the script
+    assert re.search(rf"^scikit-learn=={restored}$", run.text(), re.M), explain(run)
     image = f"ghcr.io/{deployments.repo}"
     pushes = deployments.act.pushed_images()
     first_image = next(p["image"] for p in pushes if p["tag"] == f"{image}:{first}")

@@ -10,8 +10,9 @@ What stands in for what (the workflows themselves run unchanged):
   `uv sync --locked` builds the project's .venv from uv.lock (uv's cache, else PyPI);
 - docker: bin/docker (see its docstring); api.github.com and the deploy hook: github_standin.py, through
   GITHUB_API_URL and the DEPLOY_HOOK_URL secret;
-- pip-audit (which asks PyPI for advisories): bin/pip-audit, and a pip-audit distribution record in the virtual
-  environment so that installing the project's `audit` extra needs no download.
+- pip-audit (which asks PyPI for advisories): bin/pip-audit. The audit job installs the real one from uv.lock and
+  puts .venv/bin on GITHUB_PATH, ahead of act's PATH: so every bash step first sources a BASH_ENV file that puts
+  bin/ (the stand-ins, docker and pip-audit) in front again.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ STUBS = HERE / "stubs"
 OWNER = "acme"
 TOKEN = "ghs_stand-in-token"
 USES = re.compile(r"^\s*(?:-\s*)?uses:\s*([\w.-]+/[\w.-]+)@([0-9a-f]{40})\b", re.MULTILINE)
+# colours and cursor moves, which uv writes into the steps' output here
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def tool(name: str) -> str:
@@ -74,8 +77,8 @@ class ActRun:
     log: Path
 
     def text(self) -> str:
-        """Every message act printed, in order (step output included)."""
-        return "\n".join(str(line.get("msg", "")) for line in self.lines)
+        """Every message act printed, in order (step output included), without terminal escape sequences."""
+        return ANSI.sub("", "\n".join(str(line.get("msg", "")) for line in self.lines))
 
     def failed_jobs(self) -> list[str]:
         """The jobs whose result was not success."""
@@ -95,6 +98,9 @@ class ActHarness:
         self.venv = work / "venv"
         self.runs = 0
         (work / "tmp").mkdir()
+        # bash reads this before each `run:` script, after act prepended the GITHUB_PATH entries to PATH
+        self.bash_env = work / "stand-ins-first.sh"
+        self.bash_env.write_text(f'PATH="{HERE / "bin"}:$PATH"\n')
         self._git_config()
         self._remote()
         self._venv(python, site_packages)
@@ -134,11 +140,6 @@ class ActHarness:
         subprocess.run([*command, "--python", str(python), str(self.venv)], check=True, timeout=300)
         purelib = Path(sysconfig.get_path("purelib", vars={"base": str(self.venv), "platbase": str(self.venv)}))
         (purelib / "_bake_packages.pth").write_text("".join(f"{path}\n" for path in site_packages))
-        # pip sees pip-audit as installed (the `audit` extra resolves offline); bin/pip-audit stands in for its command
-        record = purelib / "pip_audit-2.10.1.dist-info"
-        record.mkdir()
-        (record / "METADATA").write_text("Metadata-Version: 2.1\nName: pip-audit\nVersion: 2.10.1\n")
-        (record / "INSTALLER").write_text("act-harness\n")
         # a .pth file brings packages, not their commands: ruff is a native binary, so it is linked in
         for folder in site_packages:
             ruff = folder.parents[2] / "bin" / "ruff"
@@ -181,6 +182,7 @@ class ActHarness:
             "GIT_CONFIG_NOSYSTEM": "1",
             "PIP_NO_INDEX": "1",
             "PIP_NO_BUILD_ISOLATION": "0",
+            "BASH_ENV": str(self.bash_env),
             "FAKE_DOCKER_STATE": str(self.docker_state),
             # the workflows run pytest too: its temp folders must not rotate away the outer session's
             "PYTEST_DEBUG_TEMPROOT": str(self.work / "tmp"),
