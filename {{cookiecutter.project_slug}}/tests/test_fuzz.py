@@ -230,9 +230,9 @@ def test_no_request_to_a_model_of_unbounded_features_gets_a_5xx(tmp_path, unboun
     registry = Registry(tmp_path / "registry")
     registry.promote(registry.register(unbounded_model_dir), "production")
     client = create_app({"REGISTRY": str(registry.root)}).test_client()
-    statuses = run_fuzz(client_sender(client), EXAMPLES, live=False, features=unbounded_features)
+    statuses = run_fuzz(client_sender(client), EXAMPLES // 2, live=False, features=unbounded_features)
     print(f"fuzz, unbounded features: {statuses.total()} requests, by status {dict(sorted(statuses.items()))}")
-    assert statuses.total() >= EXAMPLES
+    assert statuses.total() >= EXAMPLES // 2
     assert {200, 422} <= statuses.keys()
 
 
