@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic_core import from_json
 
 from .features import RECORD, Feature
 
@@ -23,17 +24,17 @@ VALUE_BYTES = 48
 class Refused(Exception):
     """A request answered with a 4xx: the status, one line, and the fields at fault."""
 
-    def __init__(self, status: int, message: str, details: list[dict]) -> None:
-        """Keep the status, the message and at most MAX_DETAILS details, counting the rest in one more."""
+    def __init__(self, status: int, message: str, details: list[dict], total: int | None = None) -> None:
+        """Keep the status, the message and at most MAX_DETAILS details, counting the rest (of ``total``)."""
         super().__init__(message)
-        self.status, self.message, self.details = status, message, capped(details)
+        self.status, self.message, self.details = status, message, capped(details, total or len(details))
 
 
-def capped(details: list[dict]) -> list[dict]:
-    """The first MAX_DETAILS details with short field names, and one line counting those left out."""
+def capped(details: list[dict], total: int) -> list[dict]:
+    """The first MAX_DETAILS details with short field names, and one line counting the rest of ``total``."""
     kept = [{**detail, "field": detail["field"][:MAX_FIELD_CHARS]} for detail in details[:MAX_DETAILS]]
-    if len(details) > MAX_DETAILS:
-        kept.append({"field": "body", "message": f"and {len(details) - MAX_DETAILS} more problems"})
+    if total > len(kept):
+        kept.append({"field": "body", "message": f"and {total - len(kept)} more problems"})
     return kept
 
 
@@ -88,8 +89,22 @@ class Validator:
         try:
             rows = (self.many if batch else self.one).validate_json(body)
         except ValidationError as invalid:
+            if batch and invalid.error_count() > MAX_DETAILS:
+                raise self.first_problems(body, invalid.error_count()) from None
             raise refusal(invalid) from None
         return (rows if batch else [rows]), batch
+
+    def first_problems(self, body: bytes, total: int) -> Refused:
+        """A 422 for a batch with many errors: the first rows' problems, without turning every error into Python."""
+        details: list[dict] = []
+        for index, row in enumerate(from_json(body)):
+            try:
+                self.one.validate_python(row)
+            except ValidationError as invalid:
+                details += [{**detail, "field": f"{index}.{detail['field']}"} for detail in refusal(invalid).details]
+            if len(details) >= MAX_DETAILS:
+                break
+        return Refused(422, f"invalid {RECORD}", details[:MAX_DETAILS], total)
 
     def unscorable(self, score, X: np.ndarray, batch: bool) -> Refused:
         """A 422 naming the rows ``score`` fails on and, in each, the values beyond any declared bound that fail it."""
