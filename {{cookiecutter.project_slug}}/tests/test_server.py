@@ -134,9 +134,10 @@ def test_slow_clients_trickling_headers_or_bodies_leave_health_and_predict_answe
         b"GARBAGE\r\n\r\n",
         b"GET /health HTTP/1.1\r\nHost: localhost\r\nNo colon here\r\n\r\n",
         b"GET /" + b"a" * 5_000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 9_000 + b"\r\n\r\n",
         b"GET /health HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n",
     ],
-    ids=["bad request line", "bad header", "request line too long", "unknown transfer coding"],
+    ids=["bad request line", "bad header", "request line too long", "header too large", "unknown transfer coding"],
 )
 def test_the_servers_own_errors_are_json_not_html(port, data):
     status, content_type, body = raw(port, data)
