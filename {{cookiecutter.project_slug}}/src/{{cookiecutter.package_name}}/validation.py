@@ -101,7 +101,7 @@ class Validator:
             try:
                 self.one.validate_python(row)
             except ValidationError as invalid:
-                details += [{**detail, "field": f"{index}.{detail['field']}"} for detail in refusal(invalid).details]
+                details += details_of(invalid, index)
             if len(details) >= MAX_DETAILS:
                 break
         return Refused(422, f"invalid {RECORD}", details[:MAX_DETAILS], total)
@@ -138,11 +138,16 @@ def refusal(invalid: ValidationError) -> Refused:
     problems = invalid.errors(include_url=False, include_input=False, include_context=False)
     if any(problem["type"] == "json_invalid" for problem in problems):
         return Refused(400, "the body is not valid JSON", [{"field": "body", "message": problems[0]["msg"]}])
-    details = [
-        {"field": ".".join(str(part) for part in problem["loc"]) or "body", "message": problem["msg"]}
-        for problem in problems
-    ]
-    return Refused(422, f"invalid {RECORD}", details)
+    return Refused(422, f"invalid {RECORD}", details_of(invalid))
+
+
+def details_of(invalid: ValidationError, row: int | None = None) -> list[dict]:
+    """One detail per pydantic error, its field a dotted path ("3.amount"), prefixed by ``row`` when given."""
+    details = []
+    for problem in invalid.errors(include_url=False, include_input=False, include_context=False):
+        path = [str(part) for part in ([] if row is None else [row]) + list(problem["loc"])]
+        details.append({"field": ".".join(path) or "body", "message": problem["msg"]})
+    return details
 
 
 def failing_rows(score, X: np.ndarray, limit: int = MAX_DETAILS) -> list[int]:
