@@ -215,9 +215,9 @@ def make_targets(labs: dict[str, Lab], work: Path, wanted: list[str]) -> dict[st
     before, after = labs["before"], labs["after"]
     targets = {
         "before": gunicorn_target(before, "before: as shipped (2 sync workers)", "lr"),
-        "shipped": gunicorn_target(after, "after: as shipped (2 gevent workers)", "lr"),
+        "shipped": gunicorn_target(after, "after: as shipped (2 gevent workers, keep-alive 5 s)", "lr"),
         "sync": gunicorn_target(after, "after's code, 2 sync workers", "lr", "--worker-class sync"),
-        "gevent-keepalive": gunicorn_target(after, "after, gevent with keep-alive 5 s", "lr", "--keep-alive 5"),
+        "gevent-no-keepalive": gunicorn_target(after, "after, gevent without keep-alive", "lr", "--keep-alive 0"),
         "gthread": gunicorn_target(
             after, "after's code, gthread 2 x 8 threads", "lr", "--worker-class gthread --threads 8"
         ),
@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--slow", type=int, default=100, help="slow connections held during the probes")
     parser.add_argument("--hostile-repeat", type=int, default=5)
-    parser.add_argument("--options", default="before,shipped,sync,gevent-keepalive,gthread,waitress,nginx")
+    parser.add_argument("--options", default="before,shipped,sync,gevent-no-keepalive,gthread,waitress,nginx")
     parser.add_argument("--json", type=Path, help="also write every raw measurement here")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):

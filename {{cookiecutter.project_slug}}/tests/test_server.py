@@ -119,13 +119,13 @@ def test_slow_clients_trickling_headers_or_bodies_leave_health_and_predict_answe
             request(port, "GET", "/health")[0] if number % 2 else request(port, "POST", "/predict", valid_body)[0]
             for number in range(PROBES)
         ]
-        still_trickling = sum(client.is_alive() for client in slow)
+        bodies_trickling = sum(client.is_alive() for number, client in enumerate(slow) if not number % 2)
     finally:
         stop.set()
         for client in slow:
             client.join(TIMEOUT)
     assert answers == [200] * PROBES
-    assert still_trickling == SLOW_CLIENTS  # the attack held all along: the server kept every slow connection
+    assert bodies_trickling == SLOW_CLIENTS // 2  # the attack held all along (unfinished heads are cut after 5 s)
 
 
 @pytest.mark.parametrize(

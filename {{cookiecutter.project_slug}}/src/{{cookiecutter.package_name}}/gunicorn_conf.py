@@ -19,9 +19,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # CPU only on requests that have arrived (100 slow clients held, at the sync workers' throughput: bench/RESULTS.md)
 worker_class = "gevent"
 worker_connections = 1000  # open connections per worker, slow ones included; more wait in the listen backlog
-# no keep-alive: each response closes its connection, so a client never stays with one worker and whichever
-# worker is free takes the next request, also while the other loads a newly promoted model
-keepalive = 0
+# keep-alive: a reused connection saves the TCP set-up that made gevent without it cost 1.5x the CPU per request
+# of sync workers; it also bounds a request's head: a client that has not sent all its headers within this many
+# seconds is disconnected (a slow body is bounded by worker_connections only)
+keepalive = 5
 timeout = 30  # a worker that has not come back to its event loop for this long is restarted
 graceful_timeout = 10
 accesslog = None

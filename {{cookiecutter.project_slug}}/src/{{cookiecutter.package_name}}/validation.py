@@ -200,7 +200,7 @@ _ERRORS = {
     400: "body is not JSON",
     413: "body too large",
     415: "not application/json",
-    422: "invalid rows",
+    422: "invalid rows, or rows the model cannot score",
     503: "no model",
 }
 _GETS = {"/health": "alive", "/ready": "a verified model is loaded", "/version": "model lineage"}
