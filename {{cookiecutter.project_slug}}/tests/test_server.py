@@ -158,6 +158,15 @@ def test_a_chunked_body_over_the_limit_gets_413_not_a_cut_off_200(port, valid_ro
     assert check_error(status, content_type, answer) == ["body"]
 
 
+def test_a_refused_large_body_closes_the_connection_instead_of_being_read_to_its_end(port):
+    head = b"POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as connection:
+        connection.sendall(head + b"Content-Length: %d\r\n\r\n" % (100 * MAX_BODY_BYTES) + b" " * 65_536)
+        answer = connection.recv(65_536)
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert b"\r\nConnection: close\r\n" in answer
+
+
 def test_a_malformed_chunked_body_gets_a_4xx_not_a_500(port):
     assert check_error(*raw(port, CHUNKED + b"\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")) == ["body"]
 

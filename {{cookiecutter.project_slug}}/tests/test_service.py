@@ -20,7 +20,7 @@ from {{ cookiecutter.package_name }}.data import read_csv
 from {{ cookiecutter.package_name }}.features import FEATURES, TARGET, feature_names
 from {{ cookiecutter.package_name }}.registry import Registry
 from {{ cookiecutter.package_name }}.service import MAX_BODY_BYTES, create_app
-from {{ cookiecutter.package_name }}.validation import MAX_DETAILS, SCHEMA
+from {{ cookiecutter.package_name }}.validation import MAX_DETAILS, MAX_UNSCORABLE, SCHEMA
 
 ANSWER = f"{TARGET}_probability"
 NUMBERS = [f for f in FEATURES if f.kind != "bool"]
@@ -283,6 +283,17 @@ def test_rows_the_model_cannot_score_get_a_422_naming_the_row_and_the_extreme_fi
     assert error_fields(response) == [f"1.{name}", f"3.{name}"]
     one = post(unbounded_client, {**valid_row, name: HUGE})
     assert (one.status_code, error_fields(one)) == (422, [name])
+
+
+@pytest.mark.skipif(not FLOATS, reason="features.py declares no float feature")
+def test_a_batch_of_rows_the_model_cannot_score_names_the_first_few_and_says_the_rest_were_not_checked(
+    unbounded_client, valid_row, monkeypatch
+):
+    monkeypatch.setattr(artifact.LoadedModel, "probability", overflowing)
+    name = FLOATS[0].name
+    response = post(unbounded_client, [{**valid_row, name: HUGE}] * 30)
+    assert response.status_code == 422
+    assert error_fields(response) == [f"{row}.{name}" for row in range(MAX_UNSCORABLE)] + ["body"]
 
 
 @pytest.mark.parametrize("feature", [f.name for f in NUMBERS])

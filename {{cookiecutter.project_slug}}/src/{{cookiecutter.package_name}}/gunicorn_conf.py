@@ -33,6 +33,17 @@ loglevel = "info"
 control_socket_disable = True
 
 
+def pre_request(worker, req) -> None:
+    """Close, not keep alive, a connection whose body is chunked or over 64 KiB once it is answered.
+
+    To read the next request on a kept-alive connection, gunicorn first reads whatever body the app left unread
+    (a 413 reads none): a sender streaming a huge body fast would cost up to the keep-alive time of CPU.
+    """
+    sizes = [int(value) for name, value in req.headers if name == "CONTENT-LENGTH"]
+    if any(name == "TRANSFER-ENCODING" for name, _ in req.headers) or sum(sizes) > 65_536:
+        req.must_close = True
+
+
 def json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """Write one of gunicorn's own errors (a malformed request line or header) in the service's JSON error shape."""
     body = json.dumps({"error": reason.lower(), "details": [{"field": "request", "message": mesg}]}).encode()

@@ -16,6 +16,7 @@ TYPES = {"float": float, "int": int, "bool": bool}
 SCHEMA = RECORD.title().replace(" ", "")  # the request schema's name in /openapi.json
 MAX_DETAILS = 20  # an error names at most this many problems, then counts the rest
 MAX_FIELD_CHARS = 100  # a field name echoed back is cut to this length
+MAX_UNSCORABLE = 5  # rows the model cannot score named in one answer: each costs a few model calls to find
 # bytes one feature may take in a row, beyond its quoted name: the longest JSON number (-1.7976931348623157e+308
 # is 24 characters), the separators and a pretty-printer's indentation
 VALUE_BYTES = 48
@@ -108,8 +109,8 @@ class Validator:
 
     def unscorable(self, score, X: np.ndarray, batch: bool) -> Refused:
         """A 422 naming the rows ``score`` fails on and, in each, the values beyond any declared bound that fail it."""
-        details = []
-        for index in failing_rows(score, X):
+        details, rows = [], failing_rows(score, X, MAX_UNSCORABLE)
+        for index in rows:
             prefix, values = (f"{index}." if batch else ""), X[index].tolist()
             unbounded = [column for column, f in enumerate(self.features) if beyond_bounds(f, values[column])]
             # the culprits: the values whose replacement by 0 lets the model score the row
@@ -122,6 +123,8 @@ class Validator:
                 details.append({"field": prefix + self.features[column].name, "message": message})
             if not unbounded:
                 details.append({"field": prefix.rstrip(".") or "body", "message": "the model cannot score this row"})
+        if len(rows) == MAX_UNSCORABLE and rows[-1] < len(X) - 1:
+            details.append({"field": "body", "message": f"the rows after {rows[-1]} were not all checked"})
         details = details or [{"field": "body", "message": "the model cannot score these rows"}]
         return Refused(422, f"the model cannot score this {RECORD}", details)
 
