@@ -96,10 +96,10 @@ def uv() -> list[str]:
     raise SystemExit("ERROR: uv is needed to build the benchmark venvs: pip install uv")
 
 
-def bake(work: Path) -> Path:
-    """Bake the template with default answers into ``work``; return the project folder."""
+def bake(work: Path, template: Path = TEMPLATE) -> Path:
+    """Bake a template (default: this one) with default answers into ``work``; return the project folder."""
     before = {path for path in work.iterdir() if path.is_dir()}
-    run([sys.executable, "-m", "cookiecutter", "--no-input", TEMPLATE, "-o", work])
+    run([sys.executable, "-m", "cookiecutter", "--no-input", template, "-o", work])
     (project,) = {path for path in work.iterdir() if path.is_dir()} - before
     return project
 
@@ -118,13 +118,13 @@ def console_script(project: Path) -> str:
     return match.group(1)
 
 
-def prepare_lab(work: Path, with_mlflow: bool) -> Lab:
+def prepare_lab(work: Path, with_mlflow: bool, template: Path = TEMPLATE) -> Lab:
     """Bake, install, train and log the models once; later runs reuse what is already in ``work``."""
     work.mkdir(parents=True, exist_ok=True)
     project = find_project(work)
     if project is None:
-        say(f"baking the template into {work}")
-        project = bake(work)
+        say(f"baking {template} into {work}")
+        project = bake(work, template)
     python = work / "venv" / "bin" / "python"
     if not python.exists():
         say("creating the project venv")

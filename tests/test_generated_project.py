@@ -113,6 +113,15 @@ def test_fuzz_of_the_service_under_gunicorn_passes(checked_project):
     assert sent and int(sent.group(1)) >= 300, result.stdout[-2_000:]
 
 
+def test_the_service_under_gunicorn_holds_slow_clients_and_answers_json(checked_project):
+    # the bake's normal test run leaves out its tests marked "server" (they start gunicorn): run them here
+    pytest_bin = str(checked_project / ".tox" / "test" / "bin" / "pytest")
+    result = run([pytest_bin, "-m", "server", "-p", "no:cacheprovider", "-q"], checked_project, timeout=600)
+    assert result.returncode == 0, result.stdout[-5_000:] + result.stderr[-2_000:]
+    passed = re.search(r"(\d+) passed", result.stdout)
+    assert passed and int(passed.group(1)) >= 8 and "skipped" not in result.stdout, result.stdout[-2_000:]
+
+
 def test_local_cd_loop_deploys_blocks_a_subtle_bug_rolls_back_and_retrains(checked_project):
     project = checked_project
     first = cli(project, "pipeline", "--skip-tests")

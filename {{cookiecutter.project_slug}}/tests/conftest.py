@@ -1,6 +1,7 @@
 """Shared fixtures: the configured data source (kept small), one trained model, a registry serving it, the app."""
 
 import csv
+import dataclasses
 import json
 import shutil
 from dataclasses import replace
@@ -90,6 +91,19 @@ def valid_rows(data_files) -> list[dict]:
         {f.name: cast[f.kind](value) for f, value in zip(FEATURES, row, strict=True)}
         for row in read_csv(data_files[1]).X[:10]
     ]
+
+
+@pytest.fixture(scope="session")
+def unbounded_features() -> tuple[Feature, ...]:
+    """The declared features with no minimum or maximum for any number, as features.py allows."""
+    return tuple(dataclasses.replace(f, minimum=None, maximum=None) if f.kind != "bool" else f for f in FEATURES)
+
+
+@pytest.fixture(scope="session")
+def unbounded_model_dir(tmp_path_factory, data_files, unbounded_features) -> Path:
+    """A model of the configured data whose features declare no bounds (treat it as read-only)."""
+    folder, _ = train(*data_files, tmp_path_factory.mktemp("unbounded"), seed=0, features=unbounded_features)
+    return folder
 
 
 @pytest.fixture(scope="session")
