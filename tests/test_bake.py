@@ -25,6 +25,7 @@ EXPECTED_FILES = [
     ".github/scripts/registry-branch.sh",
     ".github/workflows/cd.yml",
     ".github/workflows/ci.yml",
+    ".github/workflows/monitor.yml",
     ".github/workflows/retrain.yml",
     ".github/workflows/rollback.yml",
     ".gitignore",
@@ -36,16 +37,20 @@ EXPECTED_FILES = [
     "src/PACKAGE/__main__.py",
     "src/PACKAGE/artifact.py",
     "src/PACKAGE/cli.py",
+    "src/PACKAGE/cli_production.py",
     "src/PACKAGE/config.py",
     "src/PACKAGE/data.py",
     "src/PACKAGE/evaluate.py",
     "src/PACKAGE/features.py",
+    "src/PACKAGE/feedback.py",
     "src/PACKAGE/gate.py",
+    "src/PACKAGE/guard.py",
     "src/PACKAGE/gunicorn_conf.py",
     "src/PACKAGE/monitor.py",
     "src/PACKAGE/pipeline.py",
     "src/PACKAGE/registry.py",
     "src/PACKAGE/service.py",
+    "src/PACKAGE/simulate.py",
     "src/PACKAGE/train.py",
     "tests/conftest.py",
     "tests/test_artifact.py",
@@ -54,12 +59,15 @@ EXPECTED_FILES = [
     "tests/test_data.py",
     "tests/test_evaluate.py",
     "tests/test_features.py",
+    "tests/test_feedback.py",
     "tests/test_fuzz.py",
     "tests/test_gate.py",
+    "tests/test_guard.py",
     "tests/test_monitor.py",
     "tests/test_pipeline.py",
     "tests/test_registry.py",
     "tests/test_service.py",
+    "tests/test_simulate.py",
     "tests/test_train.py",
     "tox.ini",
 ]
@@ -98,7 +106,7 @@ def test_scenario_leaves_no_unrendered_jinja(baked):
 def test_workflows_are_copied_verbatim_with_their_github_expressions(baked):
     _, project = baked
     workflows = sorted((project / VERBATIM).glob("*.yml"))
-    assert [w.name for w in workflows] == ["cd.yml", "ci.yml", "retrain.yml", "rollback.yml"]
+    assert [w.name for w in workflows] == ["cd.yml", "ci.yml", "monitor.yml", "retrain.yml", "rollback.yml"]
     for workflow in workflows:
         assert workflow.read_text() == (ROOT / "{{cookiecutter.project_slug}}" / VERBATIM / workflow.name).read_text()
 

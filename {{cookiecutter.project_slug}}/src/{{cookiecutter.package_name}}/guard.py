@@ -58,7 +58,8 @@ class GuardResult:
 
     def to_dict(self) -> dict:
         """JSON-ready form, written as guard.json."""
-        return {**asdict(self), "upper_bound": self.upper_bound, "exit_code": self.exit_code}
+        evidence = self.evidence() if self.comparison else None
+        return {**asdict(self), "upper_bound": self.upper_bound, "evidence": evidence, "exit_code": self.exit_code}
 
 
 def guarded(registry: Registry) -> tuple[str | None, str | None, str]:
