@@ -54,6 +54,10 @@ CONFIG_HELP = {
     "holdout_rows": "Rows of the synthetic holdout that `evaluate`, `gate` and `monitor` score "
     "(see [How the gate decides](../explanation/gate.md) for why this many).",
     "max_psi": "`monitor` alerts when a feature's population stability index against training exceeds this.",
+    "predictions": "Folder of the service's prediction log (`*.jsonl`) that `monitor` and `guard` read.",
+    "feedback": "Folder of the labels (`*.jsonl`) that `simulate` writes and `monitor` and `guard` read.",
+    "guard_min_rows": "Labelled live rows, scored by production and by the version it replaced, that `guard` "
+    "waits for before it decides.",
     "gate.min_auc": "Floor: the gate blocks any candidate whose holdout AUC is below it.",
     "gate.max_auc_drop": "Non-inferiority margin: the gate blocks when the one-sided lower confidence bound "
     "of AUC(candidate) - AUC(production) is at or below `-max_auc_drop`.",
