@@ -69,7 +69,7 @@ def guarded(registry: Registry) -> tuple[str | None, str | None, str]:
         if entry["stage"] != "production" or (entry["action"] == "promote" and entry["from"] == entry["to"]):
             continue
         if entry["to"] != production:
-            return production, None, f"the history's last production move does not end at {production}: run `promote`"
+            return production, None, f"production {production} is not where the history's last move left it"
         if entry["action"] == "confirm":
             return production, None, f"production {production} was already confirmed on {entry['time']}"
         if entry["action"] == "rollback":
@@ -149,6 +149,7 @@ def render_report(result: GuardResult) -> str:
         done = "was rolled back" if result.acted else "must roll back"
         lines.append(f"Production {done} to {result.replaced}.")
     lines.append(f"Thresholds: max_auc_drop = {result.settings.max_auc_drop}, min_rows = {result.min_rows}.")
+    lines += [f"Live data: {note}." for note in result.notes]
     return "\n".join(lines) + "\n"
 
 
