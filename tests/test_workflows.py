@@ -537,11 +537,12 @@ class Deployments:
         return self.record("monitor", run)
 
     def package_command(self, *args: str, cwd: Path, **env: str) -> None:
-        """Run the bake's package (python -m) with the act environment's Python."""
+        """Run the bake's package (python -m, or -c code) with the act environment's Python and the bake's src."""
         package = next(self.project.glob("src/*/cli.py")).parent.name
         python = str(self.act.venv / "bin" / "python")
         done = subprocess.run(
-            [python, *(["-m", package] if args[0] != "-c" else []), *args], cwd=cwd, env={**os.environ, **env},
+            [python, *(["-m", package] if args[0] != "-c" else []), *args], cwd=cwd,
+            env={**os.environ, "PYTHONPATH": str(self.project / "src"), **env},
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
