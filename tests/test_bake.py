@@ -27,6 +27,7 @@ EXPECTED_FILES = [
     ".github/scripts/registry-branch.sh",
     ".github/workflows/cd.yml",
     ".github/workflows/ci.yml",
+    ".github/workflows/monitor.yml",
     ".github/workflows/retrain.yml",
     ".github/workflows/rollback.yml",
     ".gitignore",
@@ -40,6 +41,7 @@ EXPECTED_FILES = [
     "src/PACKAGE/artifact.py",
     "src/PACKAGE/cli.py",
     "src/PACKAGE/cli_data.py",
+    "src/PACKAGE/cli_production.py",
     "src/PACKAGE/cli_reproduce.py",
     "src/PACKAGE/config.py",
     "src/PACKAGE/console.py",
@@ -47,7 +49,9 @@ EXPECTED_FILES = [
     "src/PACKAGE/declare.py",
     "src/PACKAGE/evaluate.py",
     "src/PACKAGE/features.py",
+    "src/PACKAGE/feedback.py",
     "src/PACKAGE/gate.py",
+    "src/PACKAGE/guard.py",
     "src/PACKAGE/gunicorn_conf.py",
     "src/PACKAGE/metrics.py",
     "src/PACKAGE/monitor.py",
@@ -57,6 +61,7 @@ EXPECTED_FILES = [
     "src/PACKAGE/reproduce.py",
     "src/PACKAGE/service.py",
     "src/PACKAGE/shadow.py",
+    "src/PACKAGE/simulate.py",
     "src/PACKAGE/sources.py",
     "src/PACKAGE/synthetic.py",
     "src/PACKAGE/train.py",
@@ -70,8 +75,10 @@ EXPECTED_FILES = [
     "tests/test_declare.py",
     "tests/test_evaluate.py",
     "tests/test_features.py",
+    "tests/test_feedback.py",
     "tests/test_fuzz.py",
     "tests/test_gate.py",
+    "tests/test_guard.py",
     "tests/test_metrics.py",
     "tests/test_monitor.py",
     "tests/test_pipeline.py",
@@ -122,7 +129,7 @@ def test_scenario_leaves_no_unrendered_jinja(baked):
 def test_workflows_are_copied_verbatim_with_their_github_expressions(baked):
     _, project = baked
     workflows = sorted((project / VERBATIM).glob("*.yml"))
-    assert [w.name for w in workflows] == ["cd.yml", "ci.yml", "retrain.yml", "rollback.yml"]
+    assert [w.name for w in workflows] == ["cd.yml", "ci.yml", "monitor.yml", "retrain.yml", "rollback.yml"]
     for workflow in workflows:
         assert workflow.read_text() == (ROOT / "{{cookiecutter.project_slug}}" / VERBATIM / workflow.name).read_text()
 

@@ -1,7 +1,7 @@
 """The generated GitHub workflows: linted offline, their helper scripts exercised, and the workflows run with act.
 
 Static checks and script tests are fast and run by default. The act runs (`-m act`) execute ci.yml, cd.yml,
-retrain.yml and rollback.yml of one bake in sequence, against a local bare repository standing in for
+retrain.yml, rollback.yml and monitor.yml of one bake in sequence, against a local bare repository standing in for
 GitHub; see tests/workflow_support/act.py for every stand-in.
 """
 
@@ -26,7 +26,7 @@ from shown_output import matches
 from workflow_support.act import OWNER, TOKEN, ActHarness, ActRun, pinned_actions, tool
 from workflow_support.github_standin import GitHubStandIn
 
-WORKFLOWS = ("ci.yml", "cd.yml", "retrain.yml", "rollback.yml")
+WORKFLOWS = ("ci.yml", "cd.yml", "retrain.yml", "rollback.yml", "monitor.yml")
 # what docs/how-to/github.md shows from the act runs below
 CAPTURED = Path(__file__).resolve().parents[1] / "docs" / "captured"
 # the tutorial's subtle bug: merchant risk turned into a percentage at training time only
@@ -36,6 +36,23 @@ BUG_AFTER = (
     "    X[:, 2] *= 100  # merchant risk as a percentage\n"
     "    return build_model(seed).fit(X, data.y)\n"
 )
+
+# a week of live rows in which production scored at random and the version it replaced (its shadow) scored well
+FEEDBACK_STORE = """
+import random
+from datetime import datetime, timezone
+from pathlib import Path
+from {package}.feedback import label_record, prediction_record, write_jsonl
+from {package}.simulate import label_time, request_rows, synthetic_transactions
+data = synthetic_transactions(6_000, 5, 99)
+rng, now, labels = random.Random(0), datetime.now(timezone.utc), data.y.tolist()
+log = [
+    prediction_record(f"r{{i}}", 0, now, "{new}", row, rng.random(), "{old}", 0.5 * y + 0.5 * rng.random())
+    for i, (row, y) in enumerate(zip(request_rows(data.X), labels))
+]
+write_jsonl(Path("predictions/log.jsonl"), log)
+write_jsonl(Path("feedback/labels.jsonl"), [label_record(f"r{{i}}", 0, y, label_time(5)) for i, y in enumerate(labels)])
+"""
 
 
 def workflow(project: Path, name: str) -> dict:
@@ -111,7 +128,7 @@ def test_only_the_jobs_that_push_the_registry_branch_may_write_contents(default_
         for name, job_id, job in jobs(default_project)
         if (job.get("permissions") or {}).get("contents") == "write"
     }
-    assert writers == {"cd.yml:production", "rollback.yml:rollback", "retrain.yml:retrain"}
+    assert writers == {"cd.yml:production", "rollback.yml:rollback", "retrain.yml:retrain", "monitor.yml:guard"}
 
 
 def test_only_the_gate_job_may_write_pull_requests(default_project):
@@ -166,6 +183,19 @@ def test_registry_writers_share_one_queued_concurrency_group_that_never_cancels(
     assert "concurrency" not in workflow(default_project, "rollback.yml")
 
 
+def test_the_daily_guard_writes_the_registry_inside_its_queue_and_waits_for_no_reviewer(default_project):
+    monitor = workflow(default_project, "monitor.yml")
+    assert monitor[True]["schedule"] == [{"cron": "41 6 * * *"}]  # `on:` reads as True in YAML 1.1
+    guard = monitor["jobs"]["guard"]
+    assert guard["concurrency"] == {"group": "model-registry", "cancel-in-progress": False, "queue": "max"}
+    assert "environment" not in guard  # rollback.yml, which it starts, runs in the production environment
+    assert {job: spec["permissions"].get("actions") for job, spec in monitor["jobs"].items()} == {
+        "guard": "write",  # starts rollback.yml
+        "monitor": "write",  # starts retrain.yml
+        "report": None,
+    }
+
+
 def test_only_main_reaches_production_and_reruns_can_upload_their_artifacts_again(default_project):
     production = workflow(default_project, "cd.yml")["jobs"]["production"]
     assert production["if"] == "github.ref == 'refs/heads/main'"
@@ -175,7 +205,7 @@ def test_only_main_reaches_production_and_reruns_can_upload_their_artifacts_agai
         for step in job.get("steps", [])
         if step.get("uses", "").startswith("actions/upload-artifact@")
     ]
-    assert len(uploads) == 3
+    assert len(uploads) == 5
     assert [where for where, options in uploads if options.get("overwrite") is not True] == []
     release = next(options for where, options in uploads if options["name"] == "release")
     assert release["retention-days"] >= 30  # as long as a release may wait for approval
@@ -406,6 +436,35 @@ def test_a_blocked_retrain_opens_one_issue_and_updates_it_afterwards(default_pro
         methods = [method for method, _ in api.state.requests]
     assert len(issues) == 1 and issues[0]["title"] == "Retraining blocked"
     assert methods.count("POST") == 1 and methods.count("PATCH") == 1
+
+
+def test_the_monitor_issue_is_its_own_issue_updated_in_place(default_project, tmp_path):
+    (tmp_path / "report.md").write_text("## Monitor: retrain advised\n")
+    with GitHubStandIn(f"{OWNER}/fraud-detector", TOKEN) as api:
+        gate = github_api(default_project, api, "issue", "--title", "Gate", "--body-file", str(tmp_path / "report.md"))
+        assert gate.returncode == 0, gate.stderr
+        for _ in range(2):
+            done = github_api(
+                default_project, api, "issue", "--marker", "production-monitor", "--title", "Monitor",
+                "--body-file", str(tmp_path / "report.md"),
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+        issues = api.state.issues
+    assert [issue["title"] for issue in issues] == ["Gate", "Monitor"]
+    assert issues[1]["body"].startswith("<!-- production-monitor -->\n## Monitor")
+
+
+def test_github_api_starts_a_workflow_with_its_inputs(default_project):
+    with GitHubStandIn(f"{OWNER}/fraud-detector", TOKEN) as api:
+        done = github_api(
+            default_project, api, "dispatch", "--workflow", "rollback.yml", "--ref", "main",
+            "--input", "version=v1", "--input", "reason=guard: worse = rolled back",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        inputs = {"version": "v1", "reason": "guard: worse = rolled back"}
+        assert api.state.dispatches == [{"workflow": "rollback.yml", "ref": "main", "inputs": inputs}]
+    refused = github_api(default_project, api, "dispatch", "--workflow", "x.yml", "--ref", "main", "--input", "novalue")
+    assert refused.returncode == 2 and "is not KEY=VALUE" in refused.stderr
 
 
 def test_github_api_refuses_to_post_with_a_wrong_token(default_project, tmp_path):
@@ -661,6 +720,50 @@ class Deployments:
         run = self.act.run("workflow_dispatch", "rollback.yml", variables=self.variables, secrets=self.secrets)
         return self.record("rollback", run)
 
+    @cached_property
+    def monitor(self) -> ActRun:
+        """monitor.yml on its schedule, last: the retrained model promoted again, then worse than its shadow live."""
+        self.after("rollback")
+        first, retrained = self.production_after["first_deploy"], self.production_after["retrain"]
+        self.promote_on_branch(retrained)
+        self.push_feedback_store(new=retrained, old=first)
+        run = self.act.run("schedule", "monitor.yml", variables=self.variables)
+        return self.record("monitor", run)
+
+    def package_command(self, *args: str, cwd: Path, **env: str) -> None:
+        """Run the bake's package (python -m, or -c code) with the act environment's Python and the bake's src."""
+        package = next(self.project.glob("src/*/cli.py")).parent.name
+        python = str(self.act.venv / "bin" / "python")
+        done = subprocess.run(
+            [python, *(["-m", package] if args[0] != "-c" else []), *args], cwd=cwd,
+            env={**os.environ, "PYTHONPATH": str(self.project / "src"), **env},
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def promote_on_branch(self, version: str) -> None:
+        """Promote a registered version on the remote model-registry branch, as a deploy would."""
+        clone = self.act.work / "registry-edit"
+        self.act.git(
+            "clone", "--quiet", "--branch", "model-registry", str(self.act.remote), clone.name, cwd=self.act.work
+        )
+        self.package_command("promote", version, "--reason", "promoted again by the test", cwd=clone,
+                             MODEL_REGISTRY=str(clone))  # fmt: skip
+        self.act.git("add", "--all", cwd=clone)
+        self.act.git("commit", "--quiet", "-m", f"promote {version} again (test)", cwd=clone)
+        self.act.git("push", "--quiet", "origin", "HEAD:refs/heads/model-registry", cwd=clone)
+
+    def push_feedback_store(self, new: str, old: str) -> None:
+        """A production-feedback branch on the remote holding predictions/ and feedback/."""
+        store = self.act.work / "feedback-store"
+        store.mkdir()
+        package = next(self.project.glob("src/*/cli.py")).parent.name
+        self.package_command("-c", FEEDBACK_STORE.format(package=package, new=new, old=old), cwd=store)
+        self.act.git("init", "--quiet", "--initial-branch=production-feedback", cwd=store)
+        self.act.git("add", "--all", cwd=store)
+        self.act.git("commit", "--quiet", "-m", "a week of predictions and labels", cwd=store)
+        self.act.git("push", "--quiet", str(self.act.remote), "HEAD:refs/heads/production-feedback", cwd=store)
+
 
 @pytest.fixture(scope="module")
 def deployments(checked_project, tmp_path_factory):
@@ -806,3 +909,21 @@ def test_the_github_how_to_shows_the_job_summary_and_pull_request_comment_these_
             f"docs/captured/{name} differs from this run: `pytest tests/test_workflows.py -m act -k how_to "
             f"--update-docs` rewrites it\n--- this run ---\n{text}"
         )
+
+
+@pytest.mark.act
+def test_monitor_hands_a_guard_rollback_to_rollback_yml_starts_a_retrain_and_opens_one_issue(deployments):
+    run = deployments.monitor
+    assert run.returncode == 0, explain(run)
+    assert run.jobs == {"guard": "success", "monitor": "success", "report": "success"}, explain(run)
+    first, retrained = deployments.production_after["first_deploy"], deployments.production_after["retrain"]
+    dispatches = {dispatch["workflow"]: dispatch for dispatch in deployments.api.state.dispatches}
+    assert dispatches.keys() == {"rollback.yml", "retrain.yml"}
+    rollback = dispatches["rollback.yml"]
+    assert (rollback["ref"], rollback["inputs"]["version"]) == ("main", first)
+    assert rollback["inputs"]["reason"].startswith("guard: on 6000 live rows")
+    assert dispatches["retrain.yml"] == {"workflow": "retrain.yml", "ref": "main", "inputs": {}}
+    assert deployments.production_after["monitor"] == retrained  # rollback.yml moves production, not this workflow
+    issues = [issue for issue in deployments.api.state.issues if "<!-- production-monitor -->" in issue["body"]]
+    assert len(issues) == 1, deployments.api.state.issues
+    assert "## Guard: ROLLBACK NEEDED" in issues[0]["body"] and "## Monitor: retrain advised" in issues[0]["body"]

@@ -1,6 +1,7 @@
 """A stand-in for the parts of api.github.com the workflows call, plus a deploy hook, on 127.0.0.1.
 
-Issue and pull-request comments live in memory; every request is recorded so tests can assert on them.
+Issue and pull-request comments and workflow dispatches live in memory; every request is recorded so tests can
+assert on them.
 The workflows reach it through GITHUB_API_URL, the variable GitHub itself sets on every runner.
 """
 
@@ -23,6 +24,7 @@ class GitHubState:
     comments: dict[int, list[dict]] = field(default_factory=dict)
     issues: list[dict] = field(default_factory=list)
     hook_calls: list[dict] = field(default_factory=list)
+    dispatches: list[dict] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     next_id: int = 1000
 
@@ -42,8 +44,8 @@ class Handler(BaseHTTPRequestHandler):
         """Stay quiet: tests read the recorded requests instead."""
 
     def reply(self, status: int, body: object) -> None:
-        """Send a JSON answer."""
-        data = json.dumps(body).encode()
+        """Send a JSON answer (no body with 204, as GitHub does)."""
+        data = b"" if status == 204 else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -96,6 +98,9 @@ class Handler(BaseHTTPRequestHandler):
                         issue.update(self.body())
                         return self.reply(200, issue)
                 return self.reply(404, {"message": "Not Found"})
+            if (match := re.fullmatch(rf"{repo}/actions/workflows/([\w.-]+)/dispatches", path)) and method == "POST":
+                state.dispatches.append({"workflow": match[1], **self.body()})
+                return self.reply(204, None)
             return self.reply(404, {"message": f"the stand-in does not serve {method} {path}"})
 
     def do_GET(self):  # noqa: N802 - http.server's naming

@@ -4,17 +4,22 @@ import csv
 import dataclasses
 import json
 import shutil
+import threading
+import uuid
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from werkzeug.serving import make_server
 
 from {{ cookiecutter.package_name }} import sources
 from {{ cookiecutter.package_name }}.config import SOURCES, TABLE, GateSettings, Settings, load_settings
 from {{ cookiecutter.package_name }}.data import read_csv
 from {{ cookiecutter.package_name }}.features import FEATURES, LABEL, Feature
+from {{ cookiecutter.package_name }}.feedback import label_record, prediction_record, write_jsonl
 from {{ cookiecutter.package_name }}.metrics import PREFIX
 from {{ cookiecutter.package_name }}.registry import Registry
 from {{ cookiecutter.package_name }}.service import create_app
@@ -189,3 +194,46 @@ def metric():
         return next((s.value for s in samples if s.name == f"{PREFIX}_{name}" and s.labels == labels), None)
 
     return read
+
+
+@pytest.fixture
+def write_live(tmp_path, valid_row):
+    """Log scored rows as the service does and their labels as feedback does; return the two folders."""
+    predictions, feedback = tmp_path / "predictions", tmp_path / "feedback"
+
+    def write(version, y, score, *, shadow=None, shadow_score=None, X=None, labelled=datetime(2026, 1, 7)):
+        batch = uuid.uuid4().hex[:8]
+        cast = {"float": float, "int": int, "bool": bool}
+        rows = [
+            valid_row if X is None else {f.name: cast[f.kind](v) for f, v in zip(FEATURES, X[i], strict=True)}
+            for i in range(len(y))
+        ]
+        now = datetime.now(timezone.utc)
+        shadow_scores = [None] * len(y) if shadow is None else [float(s) for s in shadow_score]
+        records = [
+            prediction_record(batch, i, now, version, rows[i], float(score[i]), shadow, shadow_scores[i])
+            for i in range(len(y))
+        ]
+        write_jsonl(predictions / f"{batch}.jsonl", records)
+        arrived = labelled if labelled.tzinfo else labelled.replace(tzinfo=timezone.utc)
+        write_jsonl(feedback / f"{batch}.jsonl", [label_record(batch, i, int(y[i]), arrived) for i in range(len(y))])
+        return predictions, feedback
+
+    return write
+
+
+@pytest.fixture
+def serve():
+    """Serve a Flask app on a free 127.0.0.1 port in a thread; return a function giving its base URL."""
+    servers = []
+
+    def start(app) -> str:
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -6,6 +6,7 @@ import os
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }} import artifact
@@ -27,6 +28,8 @@ SUBCOMMANDS = [
     "models",
     "diff",
     "monitor",
+    "guard",
+    "simulate",
     "serve",
     "smoke-test",
     "pipeline",
@@ -91,6 +94,9 @@ def test_every_subcommand_has_its_own_help(capsys, name):
         ["smoke-test", "notaurl", "--version", "v1"],
         ["smoke-test", "http://127.0.0.1:99999", "--version", "v1"],
         ["smoke-test", "http://127.0.0.1:8080", "--version", "v1", "--wait", "-5"],
+        ["simulate", "notaurl"],
+        ["simulate", "http://127.0.0.1:8080", "--batch", "5000"],
+        ["guard", "--min-rows", "5"],
     ],
     ids=[
         "unknown flag",
@@ -105,6 +111,9 @@ def test_every_subcommand_has_its_own_help(capsys, name):
         "not a URL",
         "URL port out of range",
         "negative wait",
+        "simulate not a URL",
+        "simulate batch over the maximum",
+        "guard too few rows",
     ],
 )
 def test_a_usage_error_is_one_line_on_stderr_and_exit_code_2(capsys, args):
@@ -191,10 +200,11 @@ def test_data_with_one_class_only_is_one_clear_line(project, model_dir, data_fil
     assert run(capsys, "register", str(model_dir))[0] == 0
     assert run(capsys, "promote", model_dir.name)[0] == 0
     one_class = write_holdout(data_files, tmp_path / "one-class.csv", keep=lambda row: float(row[LABEL]) == 0)
-    for command in (["evaluate", str(model_dir)], ["monitor"]):
-        code, _, err = run(capsys, *command, "--data", str(one_class))
-        assert code == 1, command
-        assert err.startswith(f"{PROG}: error: need at least 2 positive") and len(err.splitlines()) == 1, err
+    code, _, err = run(capsys, "evaluate", str(model_dir), "--data", str(one_class))
+    assert code == 1
+    assert err.startswith(f"{PROG}: error: need at least 2 positive") and len(err.splitlines()) == 1, err
+    code, out, _ = run(capsys, "monitor", "--data", str(one_class))
+    assert code == 0 and "too few labels" in out  # no AUC to judge; drift is still checked
 
 
 def test_models_names_every_stage_a_version_holds(project, model_dir, capsys):
@@ -246,20 +256,39 @@ def test_gate_library_upgrade_leaves_out_a_production_model_saved_by_another_sci
     assert code == 0 and f"Production {model_dir.name} was not compared" in out
 
 
-def test_monitor_exits_1_when_a_retrain_is_due(project, model_dir, data_files, tmp_path, capsys):
-    assert run(capsys, "monitor")[0] == 1  # no production model yet: one clear line
+def test_monitor_exits_1_when_a_retrain_is_due(project, model_dir, capsys):
+    code, _, err = run(capsys, "monitor", "--week", "0")
+    assert code == 2 and err == f"{PROG}: error: no production model to monitor; run the pipeline first\n"
     assert run(capsys, "register", str(model_dir))[0] == 0
     assert run(capsys, "promote", model_dir.name)[0] == 0
-    code, out, _ = run(capsys, "monitor")
-    assert out.startswith(f"production {model_dir.name}\nAUC ")
-    alerts = [line for line in out.splitlines() if line.startswith("ALERT")]
-    assert code == (1 if alerts else 0)
-    assert alerts or out.splitlines()[-1] == "OK: no retrain needed"
-    # labels that turned against the model: its AUC falls below the floor
-    flipped = write_holdout(data_files, tmp_path / "flipped.csv", relabel=lambda label: str(1 - int(float(label))))
-    code, out, _ = run(capsys, "monitor", "--data", str(flipped))
+    code, out, _ = run(capsys, "monitor")  # live: nothing logged yet
+    assert (code, out.splitlines()[-2:]) == (0, ["OK: no retrain needed", "report: monitor/report.md"])
+    code, out, _ = run(capsys, "monitor", "--week", "4")
     assert code == 1
-    assert "is below the floor 0.8" in out
+    assert "ALERT: card_present drifted" in out
+    assert json.loads((project / "monitor" / "monitor.json").read_text())["retrain_advised"] is True
+
+
+def test_guard_waits_then_reports_then_makes_a_rollback(project, model_dir, second_model_dir, write_live, capsys):
+    for version in (model_dir, second_model_dir):
+        assert run(capsys, "register", str(version))[0] == 0
+        assert run(capsys, "promote", version.name)[0] == 0
+    code, out, _ = run(capsys, "guard")
+    assert (code, out.splitlines()[0]) == (3, "## Guard: WAITING")
+    rng = np.random.default_rng(0)
+    y = rng.random(2_000) < 0.1
+    replaced_scores = np.clip(0.5 * y + 0.5 * rng.random(2_000), 0, 1)
+    write_live(second_model_dir.name, y, rng.random(2_000), shadow=model_dir.name, shadow_score=replaced_scores)
+    code, out, _ = run(capsys, "guard", "--min-rows", "1000", "--no-rollback")
+    assert (code, out.splitlines()[0]) == (1, "## Guard: ROLLBACK NEEDED")
+    assert (project / "registry" / "stages" / "production").read_text() == f"{second_model_dir.name}\n"
+    code, out, _ = run(capsys, "guard", "--min-rows", "1000", "--out", "evidence")
+    assert (code, out.splitlines()[0]) == (1, "## Guard: ROLLED BACK")
+    assert json.loads((project / "evidence" / "guard.json").read_text())["decision"] == "rollback"
+    last = run(capsys, "history")[1].splitlines()[-1]
+    assert f"rollback production {second_model_dir.name} -> {model_dir.name}" in last and "guard: on 2000 live" in last
+    code, out, _ = run(capsys, "guard")
+    assert (code, out.splitlines()[0]) == (0, "## Guard: NOTHING TO GUARD")
 
 
 def test_smoke_test_of_a_service_that_never_answers_fails_with_one_line(project, capsys):
@@ -323,7 +352,7 @@ def csv_project(project, data_files):
 def test_week_with_a_csv_source_is_refused_with_one_line(csv_project, model_dir, capsys, args):
     args = [str(model_dir) if arg == "MODEL" else arg for arg in args]
     code, out, err = run(capsys, *args, "--week", "1")
-    assert code == (2 if args[0] == "gate" else 1)
+    assert code == (2 if args[0] in ("gate", "monitor") else 1)  # their exit 1 is a decision
     refusal = f'--week needs source = "synthetic"; [tool.{TABLE}.data] in pyproject.toml says "csv"'
     assert err == f"{PROG}: error: {refusal}\n"
     assert not (csv_project / "data").exists() and not (csv_project / "artifacts").exists()

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from . import artifact, pipeline
 from .cli_data import cmd_data, cmd_declare, cmd_train, holdout_file, requested_week
+from .cli_production import cmd_guard, cmd_monitor, cmd_simulate
 from .cli_reproduce import add_arguments as reproduce_arguments
 from .cli_reproduce import cmd_bisect, cmd_reproduce
 from .config import Settings, load_settings
@@ -19,7 +20,6 @@ from .console import Console, log_path
 from .data import read_csv
 from .evaluate import auc_estimate, holdout_warning
 from .gate import run_gate, write_outputs
-from .monitor import monitor
 from .registry import Registry, RegistryError
 
 PROG = "{{ cookiecutter.project_slug }}"
@@ -145,22 +145,6 @@ def cmd_diff(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
-    """Score production on new labelled data; exit 1 when a retrain is due."""
-    registry = Registry(settings.registry)
-    production = registry.current("production")
-    if production is None:
-        raise RegistryError("no production model to monitor; run the pipeline first")
-    folder = registry.folder(production)
-    model = artifact.load(folder)
-    data = read_csv(holdout_file(settings, args), model.features)
-    profile = artifact.read_json(folder / artifact.METRICS_FILE)["train_profile"]
-    report = monitor(model, profile, data, settings.gate.min_auc, settings.max_psi)
-    print(f"production {production}")
-    print("\n".join(report.lines()))
-    return 1 if report.alerts else 0
-
-
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Run the service under gunicorn (replaces this process)."""
     os.environ.update(MODEL_REGISTRY=str(settings.registry), MODEL_STAGE=args.stage)
@@ -255,7 +239,21 @@ def build_parser() -> argparse.ArgumentParser:
     diff = add(cmd_diff)
     diff.add_argument("a", help="older version or folder")
     diff.add_argument("b", help="newer version or folder")
-    add(cmd_monitor, week, data)
+    predictions = shared("--predictions", help="the prediction log folder (default: predictions in pyproject.toml)")
+    feedback = shared("--feedback", help="the feedback folder (default: feedback in pyproject.toml)")
+    monitor = add(cmd_monitor, data, predictions, feedback)
+    monitor.add_argument("--week", type=int, help="score production on week N's holdout instead of live labels")
+    monitor.add_argument("--out", default="monitor", help="where to write monitor.json, report.md, trend.png")
+    guard = add(cmd_guard, predictions, feedback)
+    guard.add_argument("--min-rows", type=number(int, 100, 10**9), help="labelled rows to wait for (default: settings)")
+    guard.add_argument("--no-rollback", action="store_true", help="report a rollback (exit 1) but do not make it")
+    guard.add_argument("--out", default="guard", help="where to write guard.json and report.md (default: guard)")
+    simulate = add(cmd_simulate, week)
+    simulate.add_argument("url", type=http_url, help="base URL of the running service, e.g. http://127.0.0.1:8000")
+    simulate.add_argument("--rows", type=number(int, 100, 10**6), default=20_000, help="transactions (20000)")
+    simulate.add_argument("--batch", type=number(int, 1, pipeline.MAX_BATCH), default=500, help="rows per request")
+    simulate.add_argument("--label-delay", type=number(float, 0, 3600), default=0, help="seconds before the labels")
+    simulate.add_argument("--log-predictions", action="store_true", help="write the prediction log from the answers")
     serve = add(cmd_serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=number(int, 1, 65535), default=8000)
@@ -287,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     # ValueError covers the settings' ConfigError, the data's DataError and data a model cannot be scored on
     except (artifact.ArtifactError, RegistryError, OSError, KeyError, ValueError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2 if args.command == "gate" else 1
+        return 2 if args.command in ("gate", "guard", "monitor") else 1  # their exit 1 means a decision
 
 
 if __name__ == "__main__":

@@ -46,11 +46,13 @@ class Settings:
     registry: Path = Path("registry")
     data_dir: Path = Path("data")
     artifacts: Path = Path("artifacts")
-    predictions: Path = Path("predictions")
     seed: int = 0
     train_rows: int = 20_000
     holdout_rows: int = 20_000
     max_psi: float = 0.2
+    predictions: Path = Path("predictions")  # the service's prediction log: a folder of JSON Lines files
+    feedback: Path = Path("feedback")  # labels that arrive later: a folder of JSON Lines files
+    guard_min_rows: int = 5_000  # labelled live rows the guard waits for before it decides
     gate: GateSettings = field(default_factory=GateSettings)
     data: DataSettings = field(default_factory=DataSettings)
 
@@ -70,6 +72,7 @@ LIMITS = {
     "holdout_rows": (lambda v: v >= 100, "at least 100"),
     "source": (lambda v: v in SOURCES, 'one of "synthetic", "csv" or "csv-pair"'),
     "holdout_fraction": (lambda v: 0 < v < 1, "above 0 and below 1"),
+    "guard_min_rows": (lambda v: v >= 100, "at least 100"),
 }
 
 

@@ -1,47 +1,237 @@
-"""Production monitoring: is the live model still good on newly labelled data, and has the input drifted?"""
+"""Production monitoring: live AUC per model version and week against its deploy-time AUC, and input drift."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
-from .artifact import LoadedModel
-from .data import Dataset
+import numpy as np
+from scipy import stats
+
+from . import artifact
+from .config import Settings
+from .data import read_csv
 from .evaluate import AucEstimate, auc_estimate, population_stability
+from .features import FEATURES, Feature
+from .feedback import Labelled
+from .registry import Registry, RegistryError
+
+# below this many rows a week's PSI is mostly sampling noise (about (bins - 1) / rows = 0.02 at 500), not drift
+MIN_DRIFT_ROWS = 500
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What a model version promised when it was deployed: its holdout AUC, and its training data's profile."""
+
+    version: str
+    auc: float
+    std_error: float
+    profile: dict
+
+    @classmethod
+    def of(cls, folder: Path) -> Deployed:
+        """Read a model folder's metrics.json."""
+        metrics = artifact.read_json(folder / artifact.METRICS_FILE)
+        try:
+            holdout = metrics["holdout"]
+            return cls(folder.name, float(holdout["auc"]), float(holdout["std_error"]), dict(metrics["train_profile"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise artifact.ArtifactError(
+                f"{folder / artifact.METRICS_FILE} lacks the holdout AUC or the training profile: {error}"
+            ) from None
+
+
+@dataclass(frozen=True)
+class Check:
+    """One model version on one batch of labelled rows: live AUC against the deploy-time AUC, and drift."""
+
+    version: str
+    period: str
+    rows: int
+    positives: int
+    deployed_auc: float
+    estimate: AucEstimate | None  # None with fewer than 2 rows of a class
+    p_drop: float | None  # one-sided p-value of "the live AUC is not below the deploy-time AUC"
+    psi: dict[str, float]
+    alerts: tuple[str, ...]
+
+
+def drop_p_value(live: AucEstimate, deployed: Deployed) -> float:
+    """One-sided p-value that live AUC >= deploy-time AUC; the two estimates come from independent rows."""
+    std_error = math.hypot(live.std_error, deployed.std_error)
+    if std_error == 0:
+        return 0.0 if live.auc < deployed.auc else 1.0
+    return float(stats.norm.cdf((live.auc - deployed.auc) / std_error))
+
+
+def check(
+    deployed: Deployed,
+    period: str,
+    y: np.ndarray,
+    score: np.ndarray,
+    X: np.ndarray,
+    settings: Settings,
+    features: tuple[Feature, ...] = FEATURES,
+) -> Check:
+    """Judge one batch: the floor, a significant drop below the deploy-time AUC, and drift per feature."""
+    positives = int(np.sum(y))
+    psi = {}
+    if len(y) >= MIN_DRIFT_ROWS:
+        psi = {
+            f.name: population_stability(deployed.profile[f.name], column)
+            for f, column in zip(features, X.T, strict=True)
+            if f.name in deployed.profile
+        }
+    alerts = []
+    estimate = p_drop = None
+    if min(positives, len(y) - positives) >= 2:
+        gate = settings.gate
+        estimate = auc_estimate(y, score, gate.confidence)
+        p_drop = drop_p_value(estimate, deployed)
+        if estimate.auc < gate.min_auc:
+            alerts.append(f"AUC {estimate.auc:.4f} is below the floor {gate.min_auc}")
+        if p_drop < 1 - gate.confidence:
+            alerts.append(
+                f"AUC {estimate.auc:.4f} is significantly below its deploy-time {deployed.auc:.4f} (p = {p_drop:.3f})"
+            )
+    limit = settings.max_psi
+    alerts += [f"{name} drifted: PSI {value:.3f} > {limit}" for name, value in psi.items() if value > limit]
+    return Check(deployed.version, period, len(y), positives, deployed.auc, estimate, p_drop, psi, tuple(alerts))
 
 
 @dataclass(frozen=True)
 class MonitorReport:
-    """The production model's AUC on new data and each feature's drift (PSI) since training."""
+    """Every check, and which version is in production: only production's alerts advise a retrain."""
 
-    estimate: AucEstimate
-    psi: dict[str, float]
-    min_auc: float
-    max_psi: float
+    production: str | None
+    checks: list[Check]
+    notes: list[str]
 
     @property
     def alerts(self) -> list[str]:
-        """What calls for a retrain; empty when all is well."""
-        found = [f"AUC {self.estimate.auc:.4f} is below the floor {self.min_auc}"] * (self.estimate.auc < self.min_auc)
-        found += [
-            f"{name} drifted: PSI {value:.3f} > {self.max_psi}"
-            for name, value in self.psi.items()
-            if value > self.max_psi
-        ]
-        return found
+        """Production's alerts, each naming its week; empty when all is well."""
+        return [f"{alert} ({c.period})" for c in self.checks if c.version == self.production for alert in c.alerts]
+
+    def table(self) -> list[str]:
+        """One line per check, oldest week first."""
+        row = "{:<26}{:<10}{:>7}{:>10}  {:<6}  {:<16}  {:<8}  {:<7}  {}"
+        lines = [row.format("version", "week", "rows", "positives", "AUC", "CI", "deployed", "p(drop)", "")]
+        for c in self.checks:
+            e = c.estimate
+            auc, interval = (f"{e.auc:.4f}", f"{e.ci_low:.4f} to {e.ci_high:.4f}") if e else ("-", "too few labels")
+            p_drop = f"{c.p_drop:.3f}" if c.p_drop is not None else "-"
+            deployed, status = f"{c.deployed_auc:.4f}", "ALERT" if c.alerts else "ok"
+            lines.append(row.format(c.version, c.period, c.rows, c.positives, auc, interval, deployed, p_drop, status))
+        return [line.rstrip() for line in lines]
 
     def lines(self) -> list[str]:
-        """A short human-readable report."""
-        e = self.estimate
-        lines = [f"AUC {e.auc:.4f} (95% CI {e.ci_low:.4f} to {e.ci_high:.4f}) on {e.positives + e.negatives} rows"]
-        lines += [f"PSI {name}: {value:.3f}" for name, value in self.psi.items()]
+        """The notes, the table, production's latest drift per feature, then ALERT lines or OK."""
+        lines = [*self.notes, f"production {self.production or '(none)'}", *self.table()]
+        latest = [c for c in self.checks if c.version == self.production and c.psi]
+        if latest:
+            lines += [f"PSI {name}: {value:.3f}" for name, value in latest[-1].psi.items()]
         return lines + ([f"ALERT: {alert}" for alert in self.alerts] or ["OK: no retrain needed"])
 
+    def to_dict(self) -> dict:
+        """JSON-ready form, written as monitor.json."""
+        return {
+            "production": self.production,
+            "retrain_advised": bool(self.alerts),
+            "alerts": self.alerts,
+            "notes": self.notes,
+            "checks": [asdict(c) for c in self.checks],
+        }
 
-def monitor(model: LoadedModel, profile: dict, data: Dataset, min_auc: float, max_psi: float) -> MonitorReport:
-    """Score the model on labelled data and compare each feature with its training profile."""
-    estimate = auc_estimate(data.y, model.probability(data.X))
-    psi = {
-        f.name: population_stability(profile[f.name], column)
-        for f, column in zip(model.features, data.X.T, strict=True)
-    }
-    return MonitorReport(estimate, psi, min_auc, max_psi)
+
+def live_report(
+    registry: Registry, labelled: Labelled, settings: Settings, features: tuple[Feature, ...] = FEATURES
+) -> MonitorReport:
+    """Check every model version on every week of labelled live rows it scored."""
+    notes = [labelled.summary()]
+    checks = []
+    for version in sorted(set(labelled.model_version)):
+        rows = labelled.select(labelled.model_version == version)
+        try:
+            deployed = Deployed.of(registry.folder(version))
+        except (artifact.ArtifactError, RegistryError) as error:
+            notes.append(f"left out {len(rows)} rows of {version}: {error}")
+            continue
+        for week in sorted(set(rows.week)):
+            batch = rows.select(rows.week == week)
+            checks.append(check(deployed, week, batch.y, batch.score, batch.X, settings, features))
+    checks.sort(key=lambda c: (c.period, c.version))
+    return MonitorReport(registry.current("production"), checks, notes)
+
+
+def offline_report(folder: Path, period: str, data_csv: Path, settings: Settings) -> MonitorReport:
+    """Check a model on labelled data it has not seen (e.g. a later week's holdout), as if it had served it."""
+    model = artifact.load(folder)
+    data = read_csv(data_csv, model.features)
+    result = check(Deployed.of(folder), period, data.y, model.probability(data.X), data.X, settings, model.features)
+    return MonitorReport(model.version, [result], [])
+
+
+def render_report(report: MonitorReport, plot: str | None = None) -> str:
+    """The Markdown report CI puts in the job summary and the alert issue."""
+    verdict = "retrain advised" if report.alerts else "no retrain needed"
+    lines = [f"## Monitor: {verdict}", "", f"Production: `{report.production or '(none)'}`", ""]
+    lines += [f"- ALERT: {alert}" for alert in report.alerts] or ["- every check of production holds"]
+    lines += ["", "| version | week | rows | positives | AUC | CI | deployed | p(drop) | status |", "|---" * 9 + "|"]
+    for c in report.checks:
+        e = c.estimate
+        auc, interval = (f"{e.auc:.4f}", f"{e.ci_low:.4f} to {e.ci_high:.4f}") if e else ("-", "too few labels")
+        p_drop = f"{c.p_drop:.3f}" if c.p_drop is not None else "-"
+        status = "; ".join(c.alerts) or "ok"
+        lines.append(
+            f"| {c.version} | {c.period} | {c.rows} | {c.positives} | {auc} | {interval} | {c.deployed_auc:.4f} "
+            f"| {p_drop} | {status} |"
+        )
+    lines += ["", *(f"{note}." for note in report.notes)]
+    if plot:
+        lines += ["", f"![Live AUC by week]({plot})"]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(report: MonitorReport, out_dir: Path) -> Path:
+    """Write monitor.json, report.md and trend.png into ``out_dir``; return the report's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "monitor.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    plotted = any(c.estimate for c in report.checks)
+    if plotted:
+        plot(report, out_dir / "trend.png")
+    path = out_dir / "report.md"
+    path.write_text(render_report(report, "trend.png" if plotted else None))
+    return path
+
+
+def plot(report: MonitorReport, path: Path) -> None:
+    """Draw live AUC by week for each version, with its interval and its deploy-time AUC, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    periods = sorted({c.period for c in report.checks})
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
+    for version in dict.fromkeys(c.version for c in report.checks):
+        shown = [c for c in report.checks if c.version == version and c.estimate]
+        if not shown:
+            continue
+        x = [periods.index(c.period) for c in shown]
+        auc = np.array([c.estimate.auc for c in shown])
+        errors = [auc - [c.estimate.ci_low for c in shown], [c.estimate.ci_high for c in shown] - auc]
+        line = axes.errorbar(x, auc, yerr=errors, marker="o", capsize=3, label=version)
+        color = line.lines[0].get_color()
+        axes.hlines(shown[0].deployed_auc, min(x) - 0.3, max(x) + 0.3, colors=color, linestyles="dashed")
+        alerted = [(i, a) for i, a, c in zip(x, auc, shown, strict=True) if c.alerts]
+        if alerted:
+            axes.scatter(*zip(*alerted, strict=True), s=120, facecolors="none", edgecolors="red", zorder=3)
+    axes.set_xticks(range(len(periods)), periods, rotation=45, ha="right")
+    axes.set(ylabel="live AUC (dashed: deploy-time)", title="Live AUC by week; red circles: alerts")
+    axes.legend(fontsize="small", loc="lower left")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)

@@ -145,6 +145,13 @@ class Registry:
             target = to or self.previous_production()
             return self._move(target, "production", reason, "rollback"), target
 
+    def note(self, action: str, stage: str, version: str, reason: str) -> None:
+        """Record a decision about the version a stage points at (e.g. "confirm"), without moving the pointer."""
+        with self._lock():
+            if self.current(stage) != version:
+                raise RegistryError(f"{stage} is {self.current(stage)}, not {version}: nothing recorded")
+            self._record(action, stage, None, version, reason)
+
     def _move(self, version: str, stage: str, reason: str, action: str) -> str | None:
         """Verify ``version``, record the move, then point ``stage`` at it (the lock held); return the old version."""
         artifact.verify(self.folder(version))
