@@ -4,6 +4,8 @@ import csv
 import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -374,3 +376,20 @@ def test_a_csv_source_is_split_once_and_every_command_reads_its_holdout(csv_proj
 def test_week_and_data_together_are_refused(project, model_dir, data_files, capsys):
     code, _, err = run(capsys, "evaluate", str(model_dir), "--week", "0", "--data", str(data_files[1]))
     assert code == 1 and len(err.splitlines()) == 1 and "--week" in err
+
+
+@pytest.mark.parametrize("args", [["--help"], ["history"], ["models"], ["serve", "--help"]], ids=" ".join)
+def test_commands_that_need_no_model_start_without_the_model_libraries(tmp_path, args):
+    # `serve` replaces its process with gunicorn: importing scikit-learn there first would only delay the workers
+    script = (
+        "import sys\n"
+        "from {{ cookiecutter.package_name }}.cli import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('sklearn', 'scipy', 'matplotlib', 'skops', 'flask', 'pydantic')\n"
+        "print('loaded:', sorted(name for name in heavy if name in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.stderr.splitlines()[-1] == "loaded: []", done.stderr

@@ -1,28 +1,18 @@
-"""The command line: every pipeline stage, the registry and the service, one subcommand each."""
+"""The command line: a table of subcommands; their handlers live in the cli_<concern> modules beside this one."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-from dataclasses import replace
-from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import artifact, pipeline
-from .cli_data import cmd_data, cmd_declare, cmd_train, holdout_file, requested_week
+from .cli_data import cmd_data, cmd_declare, cmd_train, requested_week
+from .cli_deploy import cmd_evaluate, cmd_gate, cmd_pipeline, cmd_serve, cmd_smoke_test
 from .cli_production import cmd_guard, cmd_monitor, cmd_simulate
+from .cli_registry import cmd_diff, cmd_history, cmd_models, cmd_promote, cmd_register, cmd_rollback
 from .cli_reproduce import add_arguments as reproduce_arguments
 from .cli_reproduce import cmd_bisect, cmd_reproduce
-from .config import Settings, load_settings
-from .console import Console, log_path
-from .data import read_csv
-from .evaluate import auc_estimate, holdout_warning
-from .gate import run_gate, write_outputs
-from .registry import Registry, RegistryError
-
-PROG = "{{ cookiecutter.project_slug }}"
+from .config import PROG, load_settings
 
 
 class Parser(argparse.ArgumentParser):
@@ -58,133 +48,6 @@ def http_url(text: str) -> str:
     if not valid:
         raise argparse.ArgumentTypeError(f"{text!r} is not an http:// URL such as http://127.0.0.1:8080")
     return text
-
-
-def resolve(settings: Settings, model: str) -> Path:
-    """A model given as a folder path or as a registered version."""
-    path = Path(model)
-    return path if path.is_dir() else Registry(settings.registry).folder(model)
-
-
-def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
-    """Print a model's AUC with its 95% confidence interval on a data set; warn when the data is too small."""
-    model = artifact.load(resolve(settings, args.model))
-    data = read_csv(holdout_file(settings, args), model.features)
-    estimate = auc_estimate(data.y, model.probability(data.X))
-    warning = holdout_warning(estimate, settings.gate.max_auc_drop)
-    print(json.dumps({**estimate.to_dict(), "warnings": [warning] if warning else []}, indent=2))
-    if warning:
-        print(f"{PROG}: warning: {warning}", file=sys.stderr)
-    return 0
-
-
-def cmd_gate(settings: Settings, args: argparse.Namespace) -> int:
-    """Decide whether a candidate may replace production (or --against MODEL); exit 0 pass, 1 blocked, 2 undecided."""
-    overrides = {"min_auc": args.min_auc, "max_auc_drop": args.max_auc_drop}
-    gate = replace(settings.gate, **{key: value for key, value in overrides.items() if value is not None})
-    registry = Registry(settings.registry)
-    candidate = Path(args.candidate) if Path(args.candidate).is_dir() else registry.models / args.candidate
-    if args.against:
-        baseline, role = resolve(settings, args.against), "baseline"
-    else:
-        production = registry.current("production")
-        baseline, role = (registry.models / production if production else None), "production"
-    result = run_gate(candidate, holdout_file(settings, args), baseline, gate, args.library_upgrade, role)
-    report = write_outputs(result, Path(args.out) if args.out else candidate if candidate.is_dir() else Path("gate"))
-    print(report.read_text(), end="")
-    if result.decision == "undecided":
-        print(f"{PROG}: error: {result.reasons[0]}", file=sys.stderr)
-    return result.exit_code
-
-
-def cmd_register(settings: Settings, args: argparse.Namespace) -> int:
-    """Copy a model folder into the registry."""
-    print(Registry(settings.registry).register(Path(args.model)))
-    return 0
-
-
-def cmd_promote(settings: Settings, args: argparse.Namespace) -> int:
-    """Point a stage at a registered version."""
-    previous = Registry(settings.registry).promote(args.version, args.stage, reason=args.reason)
-    print(f"{args.stage}: {previous or '(none)'} -> {args.version}")
-    return 0
-
-
-def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
-    """Move production back to the version it replaced, or to --to VERSION."""
-    old, new = Registry(settings.registry).rollback(args.to, reason=args.reason)
-    print(f"production: {old} -> {new}")
-    return 0
-
-
-def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
-    """Print every registration, promotion and rollback."""
-    for e in Registry(settings.registry).history():
-        move = f"{e['from'] or '-'} -> {e['to']}"
-        print(f"{e['time']}  {e['action']:<8} {e['stage'] or '-':<10} {move}  ({e['user']}: {e['reason']})")
-    return 0
-
-
-def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
-    """List registered versions with their holdout AUC and stages."""
-    registry = Registry(settings.registry)
-    stages = {stage: registry.current(stage) for stage in ("staging", "production")}
-    for version in registry.versions():
-        auc = artifact.read_json(registry.folder(version) / artifact.METRICS_FILE)["holdout"]["auc"]
-        print(f"{version}  AUC {auc:.4f}  {' '.join(s for s, v in stages.items() if v == version)}".rstrip())
-    return 0
-
-
-def cmd_diff(settings: Settings, args: argparse.Namespace) -> int:
-    """Show what changed between two versions: commit, data, parameters, libraries, metrics."""
-    left, right = (artifact.lineage(resolve(settings, version)) for version in (args.a, args.b))
-    changed = [key for key in sorted(left.keys() | right.keys()) if left.get(key) != right.get(key)]
-    for key in changed:
-        print(f"{key}:\n  - {left.get(key)}\n  + {right.get(key)}")
-    print(f"{len(changed)} field(s) differ")
-    return 0
-
-
-def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    """Run the service under gunicorn (replaces this process)."""
-    os.environ.update(MODEL_REGISTRY=str(settings.registry), MODEL_STAGE=args.stage)
-    if args.stage == "production":  # a staging service (the pipeline's smoke test) logs only when asked to
-        os.environ.setdefault("PREDICTION_LOG", str(settings.predictions))
-    if args.shadow:
-        os.environ["MODEL_SHADOW"] = args.shadow
-    package = __package__
-    command = [sys.executable, "-m", "gunicorn", "--config", f"python:{package}.gunicorn_conf"]
-    command += ["--bind", f"{args.host}:{args.port}", f"{package}.service:create_app()"]
-    if args.workers:
-        command += ["--workers", str(args.workers)]
-    os.execv(sys.executable, command)
-    return 0  # pragma: no cover - execv does not return
-
-
-def cmd_smoke_test(settings: Settings, args: argparse.Namespace) -> int:
-    """Check a running service (staging): ready, answering with VERSION, rejecting bad requests with 4xx."""
-    base, holdout = args.url.rstrip("/"), holdout_file(settings, args)
-    try:
-        pipeline.wait_until_ready(base, seconds=args.wait)
-    except pipeline.StageFailed as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        return 1
-    problems, rejected = pipeline.smoke_test(base, args.version, holdout)
-    for problem in problems:
-        print(f"FAILED: {problem}", file=sys.stderr)
-    if not problems:
-        print(f"{base} answered {args.version} and rejected {rejected} bad requests with 4xx")
-    return 1 if problems else 0
-
-
-def cmd_pipeline(settings: Settings, args: argparse.Namespace) -> int:
-    """Run the local CD pipeline on the configured data (--week: a week of the synthetic example)."""
-    week = requested_week(settings, args)
-    with Console(verbose=args.verbose, log=log_path("pipeline")) as console:
-        run = pipeline.Run(
-            settings, week, run_tests=not args.skip_tests, library_upgrade=args.library_upgrade, console=console
-        )
-        return pipeline.run_pipeline(run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     guard.add_argument("--out", default="guard", help="where to write guard.json and report.md (default: guard)")
     simulate = add(cmd_simulate, week)
     simulate.add_argument("url", type=http_url, help="base URL of the running service, e.g. http://127.0.0.1:8000")
-    simulate.add_argument("--rows", type=number(int, 100, 10**6), default=20_000, help="transactions (20000)")
-    simulate.add_argument("--batch", type=number(int, 1, pipeline.MAX_BATCH), default=500, help="rows per request")
+    simulate.add_argument("--rows", type=number(int, 100, 10**6), default=20_000, help="rows to send (20000)")
+    simulate.add_argument("--batch", type=number(int, 1, 1_000), default=500, help="rows per request (up to 1,000)")
     simulate.add_argument("--label-delay", type=number(float, 0, 3600), default=0, help="seconds before the labels")
     simulate.add_argument("--log-predictions", action="store_true", help="write the prediction log from the answers")
     serve = add(cmd_serve)
@@ -277,13 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a subcommand, turning expected failures into one clear line."""
+    from .artifact import ArtifactError  # here, not at the top: `--help` needs neither
+    from .registry import RegistryError
+
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
         requested_week(settings, args)  # a --week the data source cannot use stops every command before it starts
         return args.function(settings, args)
     # ValueError covers the settings' ConfigError, the data's DataError and data a model cannot be scored on
-    except (artifact.ArtifactError, RegistryError, OSError, KeyError, ValueError) as error:
+    except (ArtifactError, RegistryError, OSError, KeyError, ValueError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2 if args.command in ("gate", "guard", "monitor") else 1  # their exit 1 means a decision
 

@@ -13,6 +13,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 TABLE = "{{ cookiecutter.package_name }}"
+PROG = "{{ cookiecutter.project_slug }}"  # the command's name, in its messages
 
 
 class ConfigError(ValueError):

@@ -1,0 +1,99 @@
+"""The deploy commands of the CLI: evaluate, gate, serve, smoke-test and pipeline (heavy modules load when they run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .cli_data import holdout_file, requested_week
+from .cli_registry import resolve
+from .config import PROG, Settings
+from .console import Console, log_path
+from .registry import Registry
+
+
+def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a model's AUC with its 95% confidence interval on a data set; warn when the data is too small."""
+    from . import artifact
+    from .data import read_csv
+    from .evaluate import auc_estimate, holdout_warning
+
+    model = artifact.load(resolve(settings, args.model))
+    data = read_csv(holdout_file(settings, args), model.features)
+    estimate = auc_estimate(data.y, model.probability(data.X))
+    warning = holdout_warning(estimate, settings.gate.max_auc_drop)
+    print(json.dumps({**estimate.to_dict(), "warnings": [warning] if warning else []}, indent=2))
+    if warning:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def cmd_gate(settings: Settings, args: argparse.Namespace) -> int:
+    """Decide whether a candidate may replace production (or --against MODEL); exit 0 pass, 1 blocked, 2 undecided."""
+    from .gate import run_gate, write_outputs
+
+    overrides = {"min_auc": args.min_auc, "max_auc_drop": args.max_auc_drop}
+    gate = replace(settings.gate, **{key: value for key, value in overrides.items() if value is not None})
+    registry = Registry(settings.registry)
+    candidate = Path(args.candidate) if Path(args.candidate).is_dir() else registry.models / args.candidate
+    if args.against:
+        baseline, role = resolve(settings, args.against), "baseline"
+    else:
+        production = registry.current("production")
+        baseline, role = (registry.models / production if production else None), "production"
+    result = run_gate(candidate, holdout_file(settings, args), baseline, gate, args.library_upgrade, role)
+    report = write_outputs(result, Path(args.out) if args.out else candidate if candidate.is_dir() else Path("gate"))
+    print(report.read_text(), end="")
+    if result.decision == "undecided":
+        print(f"{PROG}: error: {result.reasons[0]}", file=sys.stderr)
+    return result.exit_code
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the service under gunicorn (replaces this process)."""
+    os.environ.update(MODEL_REGISTRY=str(settings.registry), MODEL_STAGE=args.stage)
+    if args.stage == "production":  # a staging service (the pipeline's smoke test) logs only when asked to
+        os.environ.setdefault("PREDICTION_LOG", str(settings.predictions))
+    if args.shadow:
+        os.environ["MODEL_SHADOW"] = args.shadow
+    package = __package__
+    command = [sys.executable, "-m", "gunicorn", "--config", f"python:{package}.gunicorn_conf"]
+    command += ["--bind", f"{args.host}:{args.port}", f"{package}.service:create_app()"]
+    if args.workers:
+        command += ["--workers", str(args.workers)]
+    os.execv(sys.executable, command)
+    return 0  # pragma: no cover - execv does not return
+
+
+def cmd_smoke_test(settings: Settings, args: argparse.Namespace) -> int:
+    """Check a running service (staging): ready, answering with VERSION, rejecting bad requests with 4xx."""
+    from . import pipeline
+
+    base, holdout = args.url.rstrip("/"), holdout_file(settings, args)
+    try:
+        pipeline.wait_until_ready(base, seconds=args.wait)
+    except pipeline.StageFailed as error:
+        print(f"FAILED: {error}", file=sys.stderr)
+        return 1
+    problems, rejected = pipeline.smoke_test(base, args.version, holdout)
+    for problem in problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    if not problems:
+        print(f"{base} answered {args.version} and rejected {rejected} bad requests with 4xx")
+    return 1 if problems else 0
+
+
+def cmd_pipeline(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the local CD pipeline on the configured data (--week: a week of the synthetic example)."""
+    from . import pipeline
+
+    week = requested_week(settings, args)
+    with Console(verbose=args.verbose, log=log_path("pipeline")) as console:
+        run = pipeline.Run(
+            settings, week, run_tests=not args.skip_tests, library_upgrade=args.library_upgrade, console=console
+        )
+        return pipeline.run_pipeline(run)
