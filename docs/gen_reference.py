@@ -94,6 +94,8 @@ ENVIRONMENT_HELP = {
     "OPENBLAS_NUM_THREADS": "As `OMP_NUM_THREADS`.",
     "MKL_NUM_THREADS": "As `OMP_NUM_THREADS`.",
     "VECLIB_MAXIMUM_THREADS": "As `OMP_NUM_THREADS` (Apple's Accelerate).",
+    "XDG_CACHE_HOME": "Where `reproduce` and `bisect` keep one environment per lock and Python "
+    "(`<package>/environments/` inside it); `~/.cache` by default.",
 }
 
 # run once in the bake's interpreter, in an empty folder: everything the reference needs from the running code

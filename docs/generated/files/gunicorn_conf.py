@@ -62,6 +62,7 @@ def on_exit(server):
     if metrics_folder_made:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
+
 def pre_request(worker, req) -> None:
     """Close, not keep alive, a connection whose body is chunked or over 64 KiB once it is answered.
 

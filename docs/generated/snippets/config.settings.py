@@ -25,7 +25,6 @@ class Settings:
     registry: Path = Path("registry")
     data_dir: Path = Path("data")
     artifacts: Path = Path("artifacts")
-    predictions: Path = Path("predictions")
     seed: int = 0
     train_rows: int = 20_000
     holdout_rows: int = 20_000
