@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import platform
@@ -14,12 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from typing import get_args
-
-import numpy as np
+from typing import TYPE_CHECKING, get_args
 
 from .data import sha256_of
 from .features import Feature, Kind
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
@@ -32,12 +34,6 @@ REQUIRED = ("version", "features", "model_sha256", "train_data", "python_version
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a folder name: no path separator, no dot first
 LIBRARY_VERSION = re.compile(r"[0-9]+(\.[0-9]+)+[0-9a-z.+-]{0,30}")
 
-# what a fitted estimator holds besides its classes: plain values, numpy arrays, scalars, dtypes and random states
-DATA_TYPES = frozenset(
-    {f"builtins.{name}" for name in ("bool", "bytes", "dict", "float", "int", "list", "slice", "str", "tuple")}
-    | {f"numpy.{kind.__name__}" for kind in np.sctypeDict.values()}
-    | {"numpy.ndarray", "numpy.dtype", "numpy.random.mtrand.RandomState", "numpy.random._generator.Generator"}
-)
 
 # ----------------------------------------------------------------------------
 # EDIT HERE: the classes a model file may hold, as "module.Class". Loading refuses
@@ -239,9 +235,21 @@ def verify(folder: Path) -> dict:
     return metadata
 
 
+@functools.cache
+def data_types() -> frozenset[str]:
+    """What a fitted estimator holds besides its classes: plain values, numpy arrays, scalars, dtypes, random states."""
+    import numpy as np  # here, not at the top: commands that only read the registry start without numpy
+
+    return frozenset(
+        {f"builtins.{name}" for name in ("bool", "bytes", "dict", "float", "int", "list", "slice", "str", "tuple")}
+        | {f"numpy.{kind.__name__}" for kind in np.sctypeDict.values()}
+        | {"numpy.ndarray", "numpy.dtype", "numpy.random.mtrand.RandomState", "numpy.random._generator.Generator"}
+    )
+
+
 def trusted_types() -> frozenset[str]:
     """Every type, function and method a model file may name: plain data and TRUSTED_TYPES."""
-    return DATA_TYPES | set(TRUSTED_TYPES)
+    return data_types() | set(TRUSTED_TYPES)
 
 
 def types_in(model_file: Path) -> set[str]:

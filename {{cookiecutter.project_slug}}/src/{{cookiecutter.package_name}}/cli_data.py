@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import sources
 from .config import TABLE, Settings
 
 
@@ -25,11 +24,15 @@ def holdout_file(settings: Settings, args: argparse.Namespace) -> Path:
         if getattr(args, "week", None) is not None:
             raise ValueError("--week and --data exclude each other: give one")
         return Path(args.data)
+    from . import sources  # numpy and the data code load only for commands that read data
+
     return sources.prepare(settings, requested_week(settings, args)).holdout
 
 
 def cmd_data(settings: Settings, args: argparse.Namespace) -> int:
     """Write the configured data source's train and holdout CSVs and print their paths."""
+    from . import sources
+
     files = sources.prepare(settings, requested_week(settings, args))
     print(files.train)
     print(files.holdout)
@@ -38,6 +41,7 @@ def cmd_data(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     """Train a model folder."""
+    from . import sources
     from .train import train
 
     both_given = bool(args.train and args.holdout)

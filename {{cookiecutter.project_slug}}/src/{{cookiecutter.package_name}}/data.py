@@ -6,10 +6,12 @@ import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .features import FEATURES, LABEL, Feature, feature_names
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class DataError(ValueError):
@@ -47,6 +49,8 @@ def write_csv(path: Path, data: Dataset, features: tuple[Feature, ...] = FEATURE
 
 def read_csv(path: Path, features: tuple[Feature, ...] = FEATURES) -> Dataset:
     """Read and validate a CSV: every feature column and the label must be present and in range."""
+    import numpy as np  # here, not at the top: registry commands read no data and start without numpy
+
     try:
         with Path(path).open(newline="", encoding="utf-8-sig") as file:  # -sig: a spreadsheet's byte-order mark
             reader = csv.reader(file)
@@ -77,6 +81,8 @@ def read_csv(path: Path, features: tuple[Feature, ...] = FEATURES) -> Dataset:
 
 def _check(path: Path, data: Dataset, features: tuple[Feature, ...]) -> None:
     """Raise DataError naming the first column whose values break its declared range."""
+    import numpy as np  # as in read_csv
+
     for column, feature in zip(data.X.T, features, strict=True):
         low, high = (0, 1) if feature.kind == "bool" else (feature.minimum, feature.maximum)
         if not np.isfinite(column).all():
