@@ -4,7 +4,8 @@
 
 Runs `python -c pass`, `<project> --help` and `<project> history` (the console script named after the project
 folder) in turn, `--repeat` times each (interleaved, so a change in the machine's load hits every command alike),
-and prints the median wall time of each and its ratio to `python -c pass`. The project must be installed in its `.venv` with bytecode (`uv sync --compile-bytecode`).
+and prints the median wall time of each and its ratio to `python -c pass`. The project must be installed in its
+`.venv` with bytecode (`uv sync --compile-bytecode`).
 """
 
 from __future__ import annotations
