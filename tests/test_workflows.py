@@ -387,6 +387,21 @@ def test_valid_inputs_reach_later_steps_through_github_env_checked_and_normalise
         assert (tmp_path / "github_env").read_text().splitlines() == [f"WEEK={expected}"]
 
 
+def test_a_project_on_its_own_csv_gets_no_week_so_the_commands_read_its_configured_data(default_project, tmp_path):
+    project = tmp_path / "own-data"
+    shutil.copytree(default_project, project, ignore=shutil.ignore_patterns(".tox", ".venv"))
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('source = "synthetic"', 'source = "csv"\npath = "x.csv"'))
+    (step,) = [s for n, j, s in check_steps(default_project) if f"{n}:{j}" == "ci.yml:gate"]
+    for week in ("7", ""):
+        (tmp_path / "github_env").write_text("")
+        done = run_step(project, step["run"], {"WEEK": week}, tmp_path / "github_env")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (tmp_path / "github_env").read_text().splitlines() == ["WEEK="]
+    runs = [step.get("run", "") for _, _, job in jobs(default_project) for step in job.get("steps", [])]
+    assert not [run for run in runs if '--week "$WEEK"' in run.replace('${WEEK:+--week "$WEEK"}', "")]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the helper scripts the workflows call
 # ---------------------------------------------------------------------------------------------------------------

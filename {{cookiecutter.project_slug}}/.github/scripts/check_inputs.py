@@ -4,7 +4,9 @@
 
 Each NAME is an environment variable that the step sets from an input, a variable or another job's output. A bad
 value stops the job with one `::error::` line (which does not repeat the value); good ones are written to
-$GITHUB_ENV, the week as a plain number (this calendar week when empty), so later steps read checked values only.
+$GITHUB_ENV, the week as a plain number (this calendar week when empty; nothing when pyproject.toml names a data
+source other than the synthetic example, whose weeks the commands then refuse), so later steps read checked values
+only.
 Why before any shell: bash arithmetic such as $((10#$WEEK)) runs the $(...) inside an array subscript of the value.
 Standard library only: it runs before the project is installed.
 """
@@ -61,8 +63,21 @@ def checked(names: list[str], environ: dict[str, str]) -> dict[str, str]:
         values[name] = value
     if "WEEK" in values:
         week = values["WEEK"]
-        values["WEEK"] = str(int(week) if week else datetime.now(timezone.utc).isocalendar()[1])
+        synthetic = data_source() == "synthetic"
+        values["WEEK"] = str(int(week) if week else datetime.now(timezone.utc).isocalendar()[1]) if synthetic else ""
     return values
+
+
+def data_source(pyproject: str = "pyproject.toml") -> str:
+    """The [tool.<package>.data] source of the project (its own file: trusted), "synthetic" when none is named."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10 as the runner's python3: the project's CLI refuses a week it cannot use
+        return "synthetic"
+    with open(pyproject, "rb") as file:
+        tools = tomllib.load(file).get("tool", {})
+    tables = [table for table in tools.values() if isinstance(table, dict) and isinstance(table.get("data"), dict)]
+    return str(tables[0]["data"].get("source", "synthetic")) if tables else "synthetic"
 
 
 def main(names: list[str]) -> int:
