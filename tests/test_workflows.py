@@ -272,6 +272,7 @@ VALID = {
     "REASON": "manual rollback",
     "IMAGE_REGISTRY": "ghcr.io",
     "STAGING_PORT": "8080",
+    "FEEDBACK_BRANCH": "production-feedback",
 }
 # each runs a command if a shell evaluates it (arithmetic, an unquoted expansion, a line added to $GITHUB_ENV)
 INJECTIONS = [
@@ -332,6 +333,8 @@ def test_each_job_that_reads_inputs_or_variables_checks_them_first(default_proje
         "cd.yml:production": ["IMAGE_REGISTRY", "VERSION", "FOLDER", "GATED_AGAINST"],
         "ci.yml:gate": ["WEEK"],
         "rollback.yml:rollback": ["VERSION", "REASON", "IMAGE_REGISTRY"],
+        "monitor.yml:guard": ["FEEDBACK_BRANCH"],
+        "monitor.yml:monitor": ["FEEDBACK_BRANCH"],
     }
     for name, job_id, job in jobs(default_project):
         steps = [step for step in job.get("steps", []) if "run" in step]
@@ -353,7 +356,8 @@ def run_step(project: Path, run: str, env: dict[str, str], github_env: Path) -> 
     [("cd.yml:staging", n) for n in ("WEEK", "IMAGE_REGISTRY", "STAGING_PORT")]
     + [("cd.yml:production", n) for n in ("IMAGE_REGISTRY", "VERSION", "FOLDER", "GATED_AGAINST")]
     + [("ci.yml:gate", "WEEK")]
-    + [("rollback.yml:rollback", n) for n in ("VERSION", "REASON", "IMAGE_REGISTRY")],
+    + [("rollback.yml:rollback", n) for n in ("VERSION", "REASON", "IMAGE_REGISTRY")]
+    + [("monitor.yml:guard", "FEEDBACK_BRANCH")],
 )
 def test_a_hostile_input_fails_its_check_with_one_line_and_runs_nothing(default_project, tmp_path, where, variable):
     (step,) = [s for n, j, s in check_steps(default_project) if f"{n}:{j}" == where]

@@ -43,6 +43,10 @@ RULES: dict[str, tuple[Callable[[str], bool], str]] = {
         matches(r"[a-z0-9]([a-z0-9.-]{0,250}[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9._-]+)*"),
         "the IMAGE_REGISTRY variable must be a registry host such as ghcr.io, optionally with a port and a path",
     ),
+    "FEEDBACK_BRANCH": (
+        lambda value: re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,99}", value) is not None and ".." not in value,
+        "the FEEDBACK_BRANCH variable must be a branch name (letters, digits, . _ / -)",
+    ),
     "STAGING_PORT": (
         lambda value: re.fullmatch(r"[0-9]{1,5}", value) is not None and 1 <= int(value) <= 65535,
         "the STAGING_PORT variable must be a port number from 1 to 65535",
