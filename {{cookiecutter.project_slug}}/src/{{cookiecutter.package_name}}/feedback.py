@@ -6,6 +6,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -119,7 +120,7 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def _lines(store: Path):
+def _lines(store: Path) -> Iterator[tuple[str, dict]]:
     """Yield (where, record) for every line of a JSON Lines file, or of every *.jsonl file in a folder."""
     files = sorted(store.glob("*.jsonl")) if store.is_dir() else [store] if store.is_file() else []
     for path in files:

@@ -73,7 +73,7 @@ def replay(base_url: str, rows: list[dict], batch: int, run: str) -> Replay:
     for start in range(0, len(rows), batch):  # bounded: one request per batch, no retries
         body, request_id = rows[start : start + batch], f"sim-{run}-{start // batch:05d}"
         status, answer = post(base_url, body, request_id)
-        scores = answer.get(ANSWER)
+        scores = answer.get(ANSWER) if isinstance(answer, dict) else None
         if status != 200 or not isinstance(scores, list) or len(scores) != len(body):
             raise SimulationError(f"{base_url} answered request {request_id} with {status}: {str(answer)[:200]}")
         answered.keys += [(request_id, index) for index in range(len(body))]
