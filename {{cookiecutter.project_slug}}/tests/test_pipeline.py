@@ -2,6 +2,9 @@
 
 import io
 import json
+import subprocess
+import sys
+import tempfile
 from dataclasses import replace
 
 import pytest
@@ -177,3 +180,15 @@ def test_smoke_requests_follow_another_feature_list(tmp_path, own_features, own_
     for name, (body, content_type) in bad.items():
         status = client.post("/predict", data=body, content_type=content_type).status_code
         assert 400 <= status < 500, name
+
+
+def test_a_staging_server_that_dies_shows_its_last_lines_in_the_error(tmp_path):
+    script = "print('first line'); print('cannot load the staging model: broken manifest'); raise SystemExit(3)"
+    with tempfile.TemporaryFile("w+") as log:
+        server = subprocess.Popen([sys.executable, "-c", script], stdout=log, stderr=subprocess.STDOUT, text=True)
+        server.wait(timeout=30)
+        with pytest.raises(StageFailed) as failure:
+            pipeline.wait_for_server(f"http://127.0.0.1:{pipeline.free_port()}", server, log, seconds=5)
+    message = str(failure.value)
+    assert "exited with code 3" in message
+    assert message.endswith("last lines:\nfirst line\ncannot load the staging model: broken manifest")

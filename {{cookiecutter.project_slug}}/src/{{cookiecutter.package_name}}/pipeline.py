@@ -9,10 +9,12 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 from . import sources
@@ -130,17 +132,18 @@ def smoke_test_staging(run: Run) -> None:
     command = [sys.executable, "-m", __package__, "serve", "--stage", "staging", "--port", str(port)]
     # the server must serve this run's registry, not whatever the current folder's settings name
     environment = {**os.environ, "MODEL_REGISTRY": str(Path(run.settings.registry).resolve())}
-    server = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_ready(base, server)
-        problems, rejected = smoke_test(base, run.version, run.holdout_csv)
-        if problems:
-            raise StageFailed("; ".join(problems))
-        run.say(f"staging on {base} answered {run.version} and rejected {rejected} bad requests with 4xx")
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
+    with tempfile.TemporaryFile("w+") as log:
+        server = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_for_server(base, server, log)
+            problems, rejected = smoke_test(base, run.version, run.holdout_csv)
+            if problems:
+                raise StageFailed("; ".join(problems))
+            run.say(f"staging on {base} answered {run.version} and rejected {rejected} bad requests with 4xx")
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
 
 
 def promote_to_production(run: Run) -> None:
@@ -241,6 +244,16 @@ def call(url: str, body: bytes | None = None, content_type: str = "application/j
             return response.status, {"body": text[:200].decode(errors="replace")}
     finally:
         connection.close()
+
+
+def wait_for_server(base: str, server: subprocess.Popen, log: IO[str], seconds: float = 60) -> None:
+    """wait_until_ready, and when the server dies or stays unready, the error carries its last lines of output."""
+    try:
+        wait_until_ready(base, server, seconds)
+    except StageFailed as failure:
+        log.seek(0)
+        last = "\n".join(log.read().splitlines()[-20:]) or "(nothing)"
+        raise StageFailed(f"{failure}; the server's last lines:\n{last}") from None
 
 
 def wait_until_ready(base: str, server: subprocess.Popen | None = None, seconds: float = 60) -> None:
