@@ -66,7 +66,7 @@ CONFIG_HELP = {
     "sha256, so the same rows every time, whatever the seed or their order.",
     "data.split_column": "A `csv` source's time split: hold out the rows with the latest values of this column "
     "(numbers, or dates and times written as ISO 8601 text, e.g. `2024-05-31`) instead of a stratified sample.",
-        "feedback": "Folder of the labels (`*.jsonl`) that `simulate` writes and `monitor` and `guard` read.",
+    "feedback": "Folder of the labels (`*.jsonl`) that `simulate` writes and `monitor` and `guard` read.",
     "guard_min_rows": "Labelled live rows, scored by production and by the version it replaced, that `guard` "
     "waits for before it decides.",
     "gate.min_auc": "Floor: the gate blocks any candidate whose holdout AUC is below it.",
