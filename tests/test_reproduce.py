@@ -23,12 +23,16 @@ def installed(default_project, tmp_path) -> tuple[Path, dict[str, str]]:
     """A copy of the default bake (its git history included) installed from its lock; and the environment to run in."""
     project = tmp_path / default_project.name
     shutil.copytree(default_project, project, ignore=shutil.ignore_patterns(".tox", ".venv", "registry", "data"))
+    # the session's bake is shared: what earlier tests left in it must not make the training commit look dirty
+    subprocess.run(["git", "checkout", "--quiet", "--", "."], cwd=project, check=True)
+    subprocess.run(["git", "clean", "-fdq"], cwd=project, check=True)
     env = {
         "XDG_CACHE_HOME": str(tmp_path / "cache"),  # no locked environment built yet
         "PATH": f"{Path(uv()).parent}{os.pathsep}{os.environ['PATH']}",
     }
     synced = run([uv(), "sync", "--locked", "--quiet", "--compile-bytecode"], project, timeout=600, **env)
     assert synced.returncode == 0, synced.stderr
+    assert git(project, "status", "--porcelain") == "", "installing left the work tree dirty"
     return project, env
 
 

@@ -43,7 +43,8 @@ import random
 from datetime import datetime, timezone
 from pathlib import Path
 from {package}.feedback import label_record, prediction_record, write_jsonl
-from {package}.simulate import label_time, request_rows, synthetic_transactions
+from {package}.simulate import label_time, request_rows
+from {package}.synthetic import synthetic_transactions
 data = synthetic_transactions(6_000, 5, 99)
 rng, now, labels = random.Random(0), datetime.now(timezone.utc), data.y.tolist()
 log = [
