@@ -258,16 +258,17 @@ def test_gate_library_upgrade_leaves_out_a_production_model_saved_by_another_sci
     assert code == 0 and f"Production {model_dir.name} was not compared" in out
 
 
-def test_monitor_exits_1_when_a_retrain_is_due(project, model_dir, capsys):
-    code, _, err = run(capsys, "monitor", "--week", "0")
+def test_monitor_exits_1_when_a_retrain_is_due(project, model_dir, data_files, tmp_path, capsys):
+    code, _, err = run(capsys, "monitor", "--data", str(data_files[1]))
     assert code == 2 and err == f"{PROG}: error: no production model to monitor; run the pipeline first\n"
     assert run(capsys, "register", str(model_dir))[0] == 0
     assert run(capsys, "promote", model_dir.name)[0] == 0
     code, out, _ = run(capsys, "monitor")  # live: nothing logged yet
     assert (code, out.splitlines()[-2:]) == (0, ["OK: no retrain needed", "report: monitor/report.md"])
-    code, out, _ = run(capsys, "monitor", "--week", "4")
-    assert code == 1
-    assert "ALERT: card_present drifted" in out
+    # labels that turned against the model: its AUC falls far below what it had at deploy time
+    flipped = write_holdout(data_files, tmp_path / "flipped.csv", relabel=lambda label: str(1 - int(float(label))))
+    code, out, _ = run(capsys, "monitor", "--data", str(flipped))
+    assert code == 1 and "ALERT: AUC" in out
     assert json.loads((project / "monitor" / "monitor.json").read_text())["retrain_advised"] is True
 
 
