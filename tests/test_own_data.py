@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, clean_env, run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.adoption]
 
 GUIDE = ROOT / "docs" / "how-to" / "own-data.md"
 OTHER_NAMES = {"project_name": "Churn Model", "target": "churn", "record_name": "customer"}
