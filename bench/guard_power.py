@@ -42,7 +42,6 @@ from threadpoolctl import threadpool_limits
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 REFERENCE_ROWS = 200_000
-HOLDOUT_SEED_OFFSET = 10_000  # as pipeline.write_week
 SAMPLE_SEED_OFFSET = 50_000  # another sample of the same week, for the harmless retrain
 LIVE_SEED_OFFSET = 70_000
 DAYS = 7
@@ -86,7 +85,7 @@ def import_package(src: Path, package: str) -> dict:
     """Put ``src`` first on sys.path and import the modules the benchmark uses."""
     if str(src) not in sys.path:
         sys.path.insert(0, str(src))
-    names = ("config", "data", "evaluate", "features", "gate", "guard", "train")
+    names = ("config", "data", "evaluate", "features", "gate", "guard", "synthetic", "train")
     return {name: importlib.import_module(f"{package}.{name}") for name in names}
 
 
@@ -112,16 +111,17 @@ def guard_one_week(job: Job, seed: int) -> list[dict]:
     """Train production, the harmless promotions and a skew bug; replay a week of labels day by day."""
     modules = import_package(job.src, job.package)
     data, evaluate, guard, train = modules["data"], modules["evaluate"], modules["guard"], modules["train"]
+    synthetic = modules["synthetic"]
     gate_module = modules["gate"]
     settings = modules["config"].Settings()
     gate, names = settings.gate, modules["features"].feature_names()
     rng = np.random.default_rng(seed)
     week = int(rng.integers(1, 7))
 
-    production = train.fit(data.synthetic_transactions(job.train_rows, week - 1, seed), seed)
-    fresh = data.synthetic_transactions(job.train_rows, week, seed + SAMPLE_SEED_OFFSET)
-    same_week = data.synthetic_transactions(job.train_rows, week - 1, seed + SAMPLE_SEED_OFFSET)
-    reference = data.synthetic_transactions(REFERENCE_ROWS, week, 1)  # one per week, shared by every seed
+    production = train.fit(synthetic.synthetic_transactions(job.train_rows, week - 1, seed), seed)
+    fresh = synthetic.synthetic_transactions(job.train_rows, week, seed + SAMPLE_SEED_OFFSET)
+    same_week = synthetic.synthetic_transactions(job.train_rows, week - 1, seed + SAMPLE_SEED_OFFSET)
+    reference = synthetic.synthetic_transactions(REFERENCE_ROWS, week, 1)  # one per week, shared by every seed
 
     def cost_of(model) -> float:
         """AUC points the model loses against production on the reference rows (its true cost)."""
@@ -129,7 +129,7 @@ def guard_one_week(job: Job, seed: int) -> list[dict]:
         return aucs[0] - aucs[1]
 
     candidates = {SCENARIOS[1]: train.fit(same_week, seed), SCENARIOS[2]: train.fit(fresh, seed)}
-    holdout = data.synthetic_transactions(settings.holdout_rows, week, seed + HOLDOUT_SEED_OFFSET)
+    holdout = synthetic.synthetic_transactions(settings.holdout_rows, week, seed + synthetic.HOLDOUT_SEED_OFFSET)
     holdouts = {SCENARIOS[1]: holdout, SCENARIOS[2]: holdout}  # what the gate scores each candidate on
     costs = {}
     for name in rng.permutation(list(SKEWS)):  # the first bug, in a random order, that costs enough
@@ -147,7 +147,7 @@ def guard_one_week(job: Job, seed: int) -> list[dict]:
     for name in SCENARIOS[1:]:  # a seed where no bug costs enough keeps only the harmless promotions
         costs[name] = ("", cost_of(candidates[name]))
 
-    live = data.synthetic_transactions(max(job.weekly_rows), week, seed + LIVE_SEED_OFFSET)
+    live = synthetic.synthetic_transactions(max(job.weekly_rows), week, seed + LIVE_SEED_OFFSET)
     old = production.predict_proba(live.X)[:, 1]
     rows = []
     for name, model in candidates.items():
