@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 
 from {{ cookiecutter.package_name }} import sources
 from {{ cookiecutter.package_name }}.config import SOURCES, TABLE, GateSettings, Settings, load_settings
-from {{ cookiecutter.package_name }}.data import read_csv
+from {{ cookiecutter.package_name }}.data import Dataset, read_csv
 from {{ cookiecutter.package_name }}.features import FEATURES, LABEL, Feature
 from {{ cookiecutter.package_name }}.feedback import label_record, prediction_record, write_jsonl
 from {{ cookiecutter.package_name }}.metrics import PREFIX
@@ -86,6 +86,18 @@ def valid_row(data_files) -> dict:
     cast = {"float": float, "int": int, "bool": bool}
     row = read_csv(data_files[1]).X[0]
     return {f.name: cast[f.kind](value) for f, value in zip(FEATURES, row, strict=True)}
+
+
+@pytest.fixture(scope="session")
+def draw_holdout(data_files):
+    """A function drawing ``n`` holdout rows with replacement (seeded): as many labelled rows as a test needs."""
+    holdout = read_csv(data_files[1])
+
+    def draw(n: int, seed: int = 0) -> Dataset:
+        rows = np.random.default_rng(seed).integers(0, len(holdout.y), n)
+        return Dataset(holdout.X[rows], holdout.y[rows])
+
+    return draw
 
 
 @pytest.fixture(scope="session")

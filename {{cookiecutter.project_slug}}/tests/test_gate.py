@@ -262,11 +262,9 @@ def test_the_report_at_auc_one_shows_an_interval_that_is_not_zero_width(twelve_r
     assert f"| 1.0000 | {result.candidate.ci_low:.4f} to 1.0000 |" in text and "1.0000 to 1.0000" not in text
 
 
-def test_the_gate_does_not_warn_when_the_holdout_suffices(model_dir, second_model_dir, data_files, gate_settings,
+def test_the_gate_does_not_warn_when_the_holdout_suffices(model_dir, second_model_dir, draw_holdout, gate_settings,
                                                            tmp_path):  # fmt: skip
-    holdout = read_csv(data_files[1])
-    drawn = np.random.default_rng(0).integers(0, len(holdout.y), 40_000)  # a large holdout, whatever the data's size
-    write_csv(tmp_path / "large.csv", Dataset(holdout.X[drawn], holdout.y[drawn]))
+    write_csv(tmp_path / "large.csv", draw_holdout(40_000))  # a large holdout, whatever the data's size
     result = run_gate(second_model_dir, tmp_path / "large.csv", model_dir, gate_settings)
     assert result.warnings == [] and result.min_detectable_drop < gate_settings.max_auc_drop
     assert "Warning" not in render_report(result)

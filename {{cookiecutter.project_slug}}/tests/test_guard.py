@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }} import artifact
-from {{ cookiecutter.package_name }}.data import Dataset, read_csv
 from {{ cookiecutter.package_name }}.feedback import load
 from {{ cookiecutter.package_name }}.guard import act, decide, run_guard
 from {{ cookiecutter.package_name }}.registry import Registry
@@ -22,11 +21,9 @@ def promoted(registry, second_model_dir):
 
 
 @pytest.fixture(scope="module")
-def live(model_dir, data_files):
+def live(model_dir, draw_holdout):
     """ROWS labelled rows drawn from the holdout (with replacement), the replaced model's and a worse one's scores."""
-    holdout = read_csv(data_files[1])
-    drawn = np.random.default_rng(1).integers(0, len(holdout.y), ROWS)  # enough rows, however small the holdout
-    data = Dataset(holdout.X[drawn], holdout.y[drawn])
+    data = draw_holdout(ROWS, seed=1)  # enough rows, however small the holdout
     old = artifact.load(model_dir).probability(data.X)
     rng = np.random.default_rng(0)
     worse = np.where(rng.random(len(old)) < 0.5, old, rng.random(len(old)))  # half the rows scored at random

@@ -7,7 +7,7 @@ import pytest
 
 from {{ cookiecutter.package_name }} import artifact
 from {{ cookiecutter.package_name }}.config import GateSettings, Settings
-from {{ cookiecutter.package_name }}.data import Dataset, read_csv, write_csv
+from {{ cookiecutter.package_name }}.data import write_csv
 from {{ cookiecutter.package_name }}.feedback import load
 from {{ cookiecutter.package_name }}.monitor import Deployed, check, live_report, offline_report, write_outputs
 from {{ cookiecutter.package_name }}.simulate import label_time
@@ -22,11 +22,9 @@ def production(model_dir):
 
 
 @pytest.fixture(scope="module")
-def labelled(data_files):
+def labelled(draw_holdout):
     """4,000 labelled rows like those the model was trained on: drawn from the configured source's holdout."""
-    holdout = read_csv(data_files[1])
-    drawn = np.random.default_rng(0).integers(0, len(holdout.y), 4_000)  # enough rows, however small the holdout
-    return Dataset(holdout.X[drawn], holdout.y[drawn])
+    return draw_holdout(4_000)  # enough rows, however small the holdout
 
 
 def test_the_model_raises_no_alert_on_data_like_its_holdout(model_dir, labelled, tmp_path):
