@@ -4,6 +4,8 @@ import json
 import math
 import os
 import shutil
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -47,6 +49,28 @@ def test_a_saved_model_loads_and_scores_like_the_trained_one(model_dir, week0):
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
     assert model.version == model_dir.name
     assert [feature.name for feature in model.features] == [f["name"] for f in model.metadata["features"]]
+
+
+def test_two_threads_loading_at_once_take_turns(model_dir, monkeypatch):
+    # numpy parses array headers with the ast module, whose depth count CPython 3.11 shares between threads
+    active, most, real_load = [0], [0], skops.io.load
+
+    def counting_load(*args, **kwargs):
+        active[0] += 1
+        most[0] = max(most[0], active[0])
+        time.sleep(0.05)  # long enough for the other thread to start its load, were loads not serialised
+        try:
+            return real_load(*args, **kwargs)
+        finally:
+            active[0] -= 1
+
+    monkeypatch.setattr(skops.io, "load", counting_load)
+    threads = [threading.Thread(target=artifact.load, args=(model_dir,)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert most[0] == 1
 
 
 def test_every_class_of_the_fitted_build_model_is_in_the_allow_list(model_dir):

@@ -8,6 +8,7 @@ import math
 import platform
 import re
 import subprocess
+import threading
 import zipfile
 from collections import Counter
 from collections.abc import Iterable
@@ -33,6 +34,10 @@ REPORT_FILES = ("gate.json", "report.md", "roc.png")  # the gate's, added to the
 REQUIRED = ("version", "features", "model_sha256", "train_data", "python_version", "sklearn_version", "skops_version")
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a folder name: no path separator, no dot first
 LIBRARY_VERSION = re.compile(r"[0-9]+(\.[0-9]+)+[0-9a-z.+-]{0,30}")
+# numpy reads every array header with ast.literal_eval, and CPython 3.11 counts the AST constructor's depth per
+# process, not per thread: two loads at once (a service swapping in a model while the shadow loads its own) can
+# fail with "AST constructor recursion depth mismatch" (python/cpython#106905). Loads are rare; they take turns.
+LOADING = threading.Lock()
 
 
 # ----------------------------------------------------------------------------
@@ -295,7 +300,8 @@ def load(folder: Path) -> LoadedModel:
     try:
         # skops trusts its defaults plus the list given: only what verify let through, so skops refuses the rest
         trusted = [name for name in skops.io.get_untrusted_types(file=model_file) if name in trusted_types()]
-        estimator = skops.io.load(model_file, trusted=trusted)
+        with LOADING:
+            estimator = skops.io.load(model_file, trusted=trusted)
     except Exception as error:  # skops raises many kinds on a malformed file
         raise ArtifactError(f"cannot load {model_file}: {error}") from None
     check_estimator(estimator, check_features(metadata["features"]), model_file)
