@@ -67,6 +67,7 @@ EXPECTED_FILES = [
     "src/PACKAGE/sources.py",
     "src/PACKAGE/synthetic.py",
     "src/PACKAGE/train.py",
+    "src/PACKAGE/trust.py",
     "src/PACKAGE/validation.py",
     "tests/conftest.py",
     "tests/tampering.py",
