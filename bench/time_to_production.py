@@ -52,10 +52,9 @@ def timed(command: list, cwd: Path, env: dict, lines: list[tuple[float, str]] | 
 
 
 def stage_times(lines: list[tuple[float, str]]) -> dict[str, float]:
-    """Seconds per pipeline stage, from the times its `[n/N] stage` lines were printed."""
-    starts = [(at, match.group(1)) for at, line in lines if (match := re.match(r"\[\d+/\d+\] (\w+)", line))]
-    ends = [at for at, _ in starts[1:]] + [lines[-1][0]]
-    return {name: end - start for (start, name), end in zip(starts, ends, strict=True)}
+    """Seconds per pipeline stage, as its `[n/N] stage  12.3 s  result` line says."""
+    stages = [re.match(r"\[\d+/\d+\] (\w+) +([\d.]+) s ", line) for _, line in lines]
+    return {match.group(1): float(match.group(2)) for match in stages if match}
 
 
 def one_run(installer: str) -> dict[str, float]:
@@ -90,7 +89,7 @@ def one_run(installer: str) -> dict[str, float]:
         lines: list[tuple[float, str]] = []
         steps["pipeline"] = timed([scripts[0], "pipeline"], project, env, lines)
         production = (project / "registry" / "stages" / "production").read_text().strip()
-        trained = next(line for _, line in lines if line.startswith("trained "))
+        trained = next(line for _, line in lines if re.match(r"\[\d+/\d+\] train_model ", line))
         if production not in trained:
             raise SystemExit(f"ERROR: production is {production}, but the pipeline said: {trained}")
         steps["total"] = sum(steps.values())
