@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import configparser
 import re
 import shutil
 
 import pytest
+import yaml
 from conftest import ROOT, run
 
 README = (ROOT / "README.md").read_text()
@@ -39,3 +41,17 @@ def test_readme_quickstart_deploys_a_model_that_answers_and_rejects_bad_input(tm
     assert result.stdout.splitlines()[-1].startswith("log: logs/pipeline-")
     assert "production: (none) -> " in result.stdout
     assert (tmp_path / "fraud-detector" / "registry" / "stages" / "production").is_file()
+
+
+def test_every_scenario_the_default_run_leaves_out_has_a_tox_env_that_the_template_workflow_runs():
+    tox = configparser.ConfigParser()
+    tox.read(ROOT / "tox.ini")
+    default = tox["testenv"]["commands"]
+    left_out = set(re.findall(r"not (\w+)", default))
+    assert {"container", "adoption", "bisect", "pull_requests"} <= left_out, default
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "template.yml").read_text())
+    matrix = workflow["jobs"]["slow-scenarios"]["strategy"]["matrix"]["env"]
+    for marker in left_out - {"container"}:  # the podman image test needs root and debootstrap: run by hand
+        env = marker.replace("_", "-")
+        assert f"pytest -m {marker}" in tox[f"testenv:{env}"]["commands"], marker
+        assert env in matrix, (marker, matrix)

@@ -842,6 +842,7 @@ def test_cd_publishes_the_image_as_its_version_and_production_then_calls_the_dep
 
 
 @pytest.mark.act
+@pytest.mark.pull_requests
 def test_ci_passes_a_harmless_change_and_comments_the_gate_report_once(deployments):
     run = deployments.ci_pass
     assert run.returncode == 0, explain(run)
@@ -860,6 +861,7 @@ def test_ci_passes_a_harmless_change_and_comments_the_gate_report_once(deploymen
 
 
 @pytest.mark.act
+@pytest.mark.pull_requests
 def test_ci_fails_when_a_change_breaks_the_gate_and_updates_the_same_comment(deployments):
     run = deployments.ci_blocked
     assert run.returncode != 0
@@ -911,6 +913,7 @@ def test_rollback_restores_the_previous_version_and_retags_its_image(deployments
 
 
 @pytest.mark.act
+@pytest.mark.pull_requests
 def test_the_github_how_to_shows_the_job_summary_and_pull_request_comment_these_runs_write(deployments, update_docs):
     first_deploy, blocked = deployments.first_deploy, deployments.ci_blocked
     assert first_deploy.returncode == 0 and blocked.jobs.get("gate") == "failure", explain(blocked)
