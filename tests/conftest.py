@@ -14,7 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = json.loads((ROOT / "cookiecutter.json").read_text())
 
-NESTED_TEMP = Path(tempfile.gettempdir()) / "cookiecutter-ml-cd-nested"
+# one per pytest-xdist worker, so that nested pytest runs of two workers never share a numbered folder
+NESTED_TEMP = Path(tempfile.gettempdir()) / f"cookiecutter-ml-cd-nested{os.environ.get('PYTEST_XDIST_WORKER', '')}"
 NESTED_TEMP.mkdir(exist_ok=True)
 
 HOSTILE_TEXT = 'He said "it\'s fine" \\ then left\nsecond line with {braces} and a tab\t'
@@ -54,6 +55,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="rewrite the outputs docs/tutorial.md and docs/captured/ show from this run, instead of comparing",
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist (`tox` runs `-n auto --dist loadgroup`): a module's tests stay on one worker.
+
+    So a module's fixtures are made once; and every module that uses checked_project (a bake's own `tox`, a
+    minute of work) shares one worker, which makes it once.
+    """
+    checked = {item.path for item in items if "checked_project" in item.fixturenames}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("checked_project" if item.path in checked else item.path.stem))
 
 
 @pytest.fixture(scope="session")

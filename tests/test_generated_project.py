@@ -105,7 +105,7 @@ def test_default_bake_passes_its_own_lint_and_tests(checked_project):
 def test_fuzz_of_the_service_under_gunicorn_passes(checked_project):
     # the bake's normal test run skips this part (it starts gunicorn); `tox -e fuzz` runs it with 10,000 requests
     pytest_bin = str(checked_project / ".tox" / "test" / "bin" / "pytest")
-    command = [pytest_bin, "tests/test_fuzz.py", "-k", "gunicorn", "-p", "no:cacheprovider", "-q", "-s"]
+    command = [pytest_bin, "tests/test_fuzz.py", "-k", "gunicorn", "-p", "no:cacheprovider", "-q", "-s", "-n", "0"]
     result = run(command, checked_project, timeout=300, FUZZ_EXAMPLES="300")
     assert result.returncode == 0, result.stdout[-5_000:] + result.stderr[-2_000:]
     assert "1 passed" in result.stdout and "skipped" not in result.stdout, result.stdout[-2_000:]
@@ -116,7 +116,7 @@ def test_fuzz_of_the_service_under_gunicorn_passes(checked_project):
 def test_the_service_under_gunicorn_holds_slow_clients_and_answers_json(checked_project):
     # the bake's normal test run leaves out its tests marked "server" (they start gunicorn): run them here
     pytest_bin = str(checked_project / ".tox" / "test" / "bin" / "pytest")
-    result = run([pytest_bin, "-m", "server", "-p", "no:cacheprovider", "-q"], checked_project, timeout=600)
+    result = run([pytest_bin, "-m", "server", "-n", "0", "-p", "no:cacheprovider", "-q"], checked_project, timeout=600)
     assert result.returncode == 0, result.stdout[-5_000:] + result.stderr[-2_000:]
     passed = re.search(r"(\d+) passed", result.stdout)
     assert passed and int(passed.group(1)) >= 8 and "skipped" not in result.stdout, result.stdout[-2_000:]

@@ -76,7 +76,7 @@ def test_every_install_path_refuses_a_pyproject_that_the_lock_does_not_match(che
         env = {"UV_PROJECT_ENVIRONMENT": str(tmp_path / f"env-{name}"), "UV_OFFLINE": "1"}
         done = run(command, project, timeout=300, **env)
         assert done.returncode != 0, f"{name}: {' '.join(command)} installed despite the stale lock"
-        message = done.stdout + done.stderr
+        message = " ".join((done.stdout + done.stderr).split())  # uv wraps its messages to the terminal's width
         assert "The lockfile at `uv.lock` needs to be updated, but `--locked` was provided." in message, name
 
 
