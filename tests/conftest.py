@@ -57,15 +57,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for pytest-xdist (`tox` runs `-n auto --dist loadgroup`): a module's tests stay on one worker.
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: `tox` runs the tests with `-n auto`
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Each module on one worker, so its module fixtures are made once; and every module that uses checked_project
+    (a bake's own `tox`, a minute of work) on the same worker, which makes it once."""
+    from xdist.scheduler import LoadScopeScheduling
 
-    So a module's fixtures are made once; and every module that uses checked_project (a bake's own `tox`, a
-    minute of work) shares one worker, which makes it once.
-    """
-    checked = {item.path for item in items if "checked_project" in item.fixturenames}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group("checked_project" if item.path in checked else item.path.stem))
+    checked = {path.name for path in Path(__file__).parent.glob("test_*.py") if "checked_project" in path.read_text()}
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "checked_project" if Path(module).name in checked else module
+
+    return ByModule(config, log)
 
 
 @pytest.fixture(scope="session")
