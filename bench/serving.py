@@ -199,6 +199,11 @@ def package_of(project: Path) -> str:
     return service.parent.name
 
 
+def week_0_files(data_dir: Path) -> tuple[Path, Path]:
+    """The pipeline's week-0 CSVs: the same place in every version of the template (before issue 10 too)."""
+    return Path(data_dir) / "week-00" / "train.csv", Path(data_dir) / "week-00" / "holdout.csv"
+
+
 def train_hgb(project: Path, registry_root: Path) -> None:
     """Train a HistGradientBoostingClassifier pipeline on the week-0 data; make it production in its own registry."""
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -206,11 +211,10 @@ def train_hgb(project: Path, registry_root: Path) -> None:
 
     package = package_of(project)
     train = importlib.import_module(f"{package}.train")
-    synthetic = importlib.import_module(f"{package}.synthetic")
     registry = importlib.import_module(f"{package}.registry")
     config = importlib.import_module(f"{package}.config")
     train.build_model = lambda seed=0: Pipeline([("classify", HistGradientBoostingClassifier(random_state=seed))])
-    train_csv, holdout_csv = synthetic.week_files(config.load_settings().data_dir, 0)
+    train_csv, holdout_csv = week_0_files(config.load_settings().data_dir)
     folder, metadata = train.train(train_csv, holdout_csv, project / "artifacts-hgb", seed=0)
     # scikit-learn's tree ensembles are in the model allow-list (trust.py) as generated: no edit needed
     models = registry.Registry(registry_root)
@@ -224,7 +228,7 @@ def write_bodies(project: Path, out: Path) -> None:
     features = importlib.import_module(f"{package}.features").FEATURES
     data = importlib.import_module(f"{package}.data")
     settings = importlib.import_module(f"{package}.config").load_settings()
-    _, holdout_csv = importlib.import_module(f"{package}.synthetic").week_files(settings.data_dir, 0)
+    _, holdout_csv = week_0_files(settings.data_dir)
     X = data.read_csv(holdout_csv).X[:BATCH]
     cast = {"float": float, "int": int, "bool": bool}
     rows = [{f.name: cast[f.kind](value) for f, value in zip(features, row, strict=True)} for row in X]

@@ -131,14 +131,7 @@ def prepare(work: Path, before: Path) -> dict[str, Lab]:
     after.registries["unbounded"] = after.project / "registry-unbounded"
     if not (after.registries["unbounded"] / "stages" / "production").exists():
         say("training a model whose features declare no bounds")
-        command = [
-            after.python,
-            __file__,
-            "_unbounded",
-            after.project,
-            after.registries["unbounded"],
-            after.work / "hostile",
-        ]
+        command = [after.python, __file__, "_unbounded", after.project, after.registries["unbounded"]]
         run(command, cwd=after.project, env=server_env())
     return labs
 
