@@ -63,6 +63,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     (a bake's own `tox`, a minute of work) on the same worker, which makes it once."""
     from xdist.scheduler import LoadScopeScheduling
 
+    if config.getoption("dist") != "load":  # another --dist asked for by name: xdist's own scheduler
+        return None
     checked = {path.name for path in Path(__file__).parent.glob("test_*.py") if "checked_project" in path.read_text()}
 
     class ByModule(LoadScopeScheduling):

@@ -308,7 +308,7 @@ def exec_calls(monkeypatch):
     """Record the command `serve` would replace the process with, and the environment it would pass on."""
     calls = []
     monkeypatch.setattr("os.execv", lambda path, command: calls.append((command, dict(os.environ))))
-    for name in ("MODEL_STAGE", "PREDICTION_LOG", "MODEL_SHADOW"):  # `serve` sets them in this process
+    for name in ("MODEL_REGISTRY", "MODEL_STAGE", "PREDICTION_LOG", "MODEL_SHADOW"):  # `serve` sets them here
         monkeypatch.setenv(name, "")  # so that the test's end restores each one, or its absence
         monkeypatch.delenv(name)
     return calls
