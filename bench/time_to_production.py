@@ -8,11 +8,11 @@ Usage (from the template repository, with cookiecutter installed):
 
 Each run works in a fresh temporary folder: bake the template with default answers, install the project with its
 test extra from its lock (`uv sync --locked --extra test --compile-bytecode`, the README's command), and run
-`<slug> pipeline`: the project's tests, data, training, the AUC gate, registration, a staging service on a free
-127.0.0.1 port with its smoke test, and the promotion to production. The warm-up run fills the package cache, so
-the timed runs measure a machine that has installed these packages before (nothing is downloaded when the cache is
-warm). The script prints each step's time and the pipeline's stage times as a Markdown table, and checks that
-production points at the model the pipeline trained.
+`<slug> pipeline`: the project's tests (all but those marked slow), data, training, the AUC gate, registration, a
+staging service on a free 127.0.0.1 port with its smoke test, and the promotion to production. The warm-up run
+fills the package cache, so the timed runs measure a machine that has installed these packages before (nothing is
+downloaded when the cache is warm). The script prints each step's time and the pipeline's stage times as a Markdown
+table, and checks that production points at the model the pipeline trained.
 """
 
 from __future__ import annotations

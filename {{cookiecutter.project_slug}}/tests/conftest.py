@@ -22,9 +22,9 @@ from {{ cookiecutter.package_name }}.features import FEATURES, LABEL, Feature
 from {{ cookiecutter.package_name }}.feedback import label_record, prediction_record, write_jsonl
 from {{ cookiecutter.package_name }}.metrics import PREFIX
 from {{ cookiecutter.package_name }}.registry import Registry
-from {{ cookiecutter.package_name }}.service import create_app
-from {{ cookiecutter.package_name }}.train import train
 
+# train (scikit-learn) and create_app (Flask) are imported in the fixtures that use them: pytest-xdist's controller
+# process loads this file too but runs no test, and so it starts without them, about a second sooner
 PROJECT = Path(__file__).resolve().parents[1]
 # rows per file when the source is the synthetic example: a fast suite, yet about 120 frauds for a stable AUC
 SYNTHETIC_ROWS = 4_000
@@ -119,6 +119,8 @@ def unbounded_features() -> tuple[Feature, ...]:
 @pytest.fixture(scope="session")
 def unbounded_model_dir(tmp_path_factory, data_files, unbounded_features) -> Path:
     """A model of the configured data whose features declare no bounds (treat it as read-only)."""
+    from {{ cookiecutter.package_name }}.train import train
+
     folder, _ = train(*data_files, tmp_path_factory.mktemp("unbounded"), seed=0, features=unbounded_features)
     return folder
 
@@ -126,6 +128,8 @@ def unbounded_model_dir(tmp_path_factory, data_files, unbounded_features) -> Pat
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory, source) -> Path:
     """A model folder trained on the configured data with seed 0 (treat it as read-only)."""
+    from {{ cookiecutter.package_name }}.train import train
+
     folder, _ = train(source.train, source.holdout, tmp_path_factory.mktemp("artifacts"), seed=0, source=source.lineage)
     return folder
 
@@ -133,6 +137,8 @@ def model_dir(tmp_path_factory, source) -> Path:
 @pytest.fixture(scope="session")
 def second_model_dir(tmp_path_factory, data_files) -> Path:
     """Another version: the same data retrained with seed 1 (treat it as read-only)."""
+    from {{ cookiecutter.package_name }}.train import train
+
     folder, _ = train(*data_files, tmp_path_factory.mktemp("artifacts"), seed=1)
     return folder
 
@@ -160,6 +166,8 @@ def gate_settings() -> GateSettings:
 @pytest.fixture
 def app(registry):
     """The service serving the registry's production model, re-reading the pointer on every request."""
+    from {{ cookiecutter.package_name }}.service import create_app
+
     return create_app(test_config={"REGISTRY": str(registry.root), "RELOAD_INTERVAL": 0})
 
 
@@ -182,6 +190,8 @@ def own_features() -> tuple[Feature, ...]:
 @pytest.fixture(scope="session")
 def own_model_dir(tmp_path_factory, own_features) -> Path:
     """A model trained on a hand-written CSV of the other feature list (treat it as read-only)."""
+    from {{ cookiecutter.package_name }}.train import train
+
     folder = tmp_path_factory.mktemp("own")
     rng = np.random.default_rng(0)
     for name in ("train", "holdout"):

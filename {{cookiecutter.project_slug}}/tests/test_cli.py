@@ -146,6 +146,7 @@ def test_a_missing_file_is_one_clear_line_and_a_failure(project, capsys, args, n
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_data_train_register_promote_history_models_diff_rollback_round_trip(project, capsys):
     code, out, _ = run(capsys, "data")
     assert code == 0
@@ -225,6 +226,7 @@ def test_evaluate_prints_the_auc_with_its_interval(project, model_dir, data_file
     assert result["positives"] + result["negatives"] == len(read_csv(data_files[1]).y)
 
 
+@pytest.mark.slow
 def test_gate_exit_codes_are_0_pass_1_blocked_2_undecided(project, model_dir, capsys):
     code, out, _ = run(capsys, "gate", str(model_dir), "--out", "first")
     assert (code, out.splitlines()[0]) == (0, "## AUC gate: PASSED")
@@ -236,6 +238,7 @@ def test_gate_exit_codes_are_0_pass_1_blocked_2_undecided(project, model_dir, ca
     assert json.loads((project / "missing" / "gate.json").read_text())["decision"] == "undecided"
 
 
+@pytest.mark.slow
 def test_gate_compares_with_the_registered_production_model(project, model_dir, second_model_dir, capsys):
     assert run(capsys, "register", str(model_dir))[0] == 0
     assert run(capsys, "promote", model_dir.name)[0] == 0
@@ -244,6 +247,7 @@ def test_gate_compares_with_the_registered_production_model(project, model_dir, 
     assert f"| production | {model_dir.name} |" in out
 
 
+@pytest.mark.slow
 def test_gate_library_upgrade_leaves_out_a_production_model_saved_by_another_scikit_learn(
     project, model_dir, second_model_dir, capsys
 ):
@@ -272,6 +276,7 @@ def test_monitor_exits_1_when_a_retrain_is_due(project, model_dir, data_files, t
     assert json.loads((project / "monitor" / "monitor.json").read_text())["retrain_advised"] is True
 
 
+@pytest.mark.slow
 def test_guard_waits_then_reports_then_makes_a_rollback(project, model_dir, second_model_dir, write_live, capsys):
     for version in (model_dir, second_model_dir):
         assert run(capsys, "register", str(version))[0] == 0
@@ -298,9 +303,9 @@ def test_smoke_test_of_a_service_that_never_answers_fails_with_one_line(project,
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    code, out, err = run(capsys, "smoke-test", url, "--version", "v1", "--wait", "1")
+    code, out, err = run(capsys, "smoke-test", url, "--version", "v1", "--wait", "0.2")
     assert code == 1
-    assert err == f"FAILED: {url} was not ready within 1 s\n"
+    assert err == f"FAILED: {url} was not ready within 0.2 s\n"
 
 
 @pytest.fixture

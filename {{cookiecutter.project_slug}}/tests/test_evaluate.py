@@ -54,6 +54,7 @@ def test_delong_auc_equals_scikit_learn():
     assert aucs == pytest.approx([roc_auc_score(y, better), roc_auc_score(y, worse)], abs=1e-12)
 
 
+@pytest.mark.slow
 def test_delong_standard_error_agrees_with_the_bootstrap():
     y, better, _ = scored_sample()
     estimate = auc_estimate(y, better)
@@ -62,6 +63,7 @@ def test_delong_standard_error_agrees_with_the_bootstrap():
     assert estimate.auc == pytest.approx(bootstrap.mean(), abs=0.005)
 
 
+@pytest.mark.slow
 def test_paired_difference_variance_agrees_with_the_bootstrap():
     y, better, worse = scored_sample()
     comparison = compare_aucs(y, better, worse)

@@ -219,6 +219,7 @@ def client_sender(client):
     return send
 
 
+@pytest.mark.slow
 def test_no_generated_request_gets_a_5xx_or_an_error_of_another_shape(client):
     statuses = run_fuzz(client_sender(client), EXAMPLES, live=False)
     print(f"fuzz, Flask test client: {statuses.total()} requests, by status {dict(sorted(statuses.items()))}")
@@ -226,6 +227,7 @@ def test_no_generated_request_gets_a_5xx_or_an_error_of_another_shape(client):
     assert {200, 400, 415, 422} <= statuses.keys()
 
 
+@pytest.mark.slow
 def test_no_request_to_a_model_of_unbounded_features_gets_a_5xx(tmp_path, unbounded_model_dir, unbounded_features):
     registry = Registry(tmp_path / "registry")
     registry.promote(registry.register(unbounded_model_dir), "production")

@@ -262,6 +262,7 @@ def test_the_report_at_auc_one_shows_an_interval_that_is_not_zero_width(twelve_r
     assert f"| 1.0000 | {result.candidate.ci_low:.4f} to 1.0000 |" in text and "1.0000 to 1.0000" not in text
 
 
+@pytest.mark.slow
 def test_the_gate_does_not_warn_when_the_holdout_suffices(model_dir, second_model_dir, draw_holdout, gate_settings,
                                                            tmp_path):  # fmt: skip
     write_csv(tmp_path / "large.csv", draw_holdout(40_000))  # a large holdout, whatever the data's size
@@ -286,6 +287,7 @@ def gate_command(capsys, *args):
     return code, out, err
 
 
+@pytest.mark.slow
 def test_gate_against_a_folder_needs_no_registry(workdir, model_dir, second_model_dir, data_files, capsys):
     code, out, err = gate_command(
         capsys, str(second_model_dir), "--against", str(model_dir), "--data", str(data_files[1]), "--out", "out"
@@ -310,6 +312,7 @@ def test_gate_against_a_registered_version_compares_with_it_not_with_production(
     assert f"| baseline | {version} |" in out and f"| candidate | {model_dir.name} |" in out
 
 
+@pytest.mark.slow
 def test_gate_against_blocks_a_worse_model_by_the_same_rules(workdir, model_dir, data_files, capsys):
     training = read_csv(data_files[0])
     shuffled = Dataset(training.X, np.random.default_rng(0).permutation(training.y))

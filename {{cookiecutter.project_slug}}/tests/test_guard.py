@@ -43,6 +43,7 @@ def test_a_worse_promotion_is_rolled_back_and_the_history_carries_the_evidence(r
     assert last["reason"].startswith(f"guard: on {len(data.y)} live rows") and "upper bound -0." in last["reason"]
 
 
+@pytest.mark.slow
 def test_a_promotion_not_worse_is_confirmed_once(registry, promoted, live, write_live, gate_settings):
     new, replaced = promoted
     data, old, _ = live
@@ -65,6 +66,7 @@ def test_the_guard_waits_for_enough_labelled_rows_and_changes_nothing(registry, 
     assert result.reasons == [f"500 labelled live rows ({int(data.y[:500].sum())} positives) of the 1000 needed"]
 
 
+@pytest.mark.slow
 def test_only_rows_of_production_shadowed_by_the_replaced_version_count(registry, promoted, live, write_live,
                                                                         gate_settings):  # fmt: skip
     new, replaced = promoted
@@ -86,6 +88,7 @@ def test_a_rollback_decision_can_be_reported_without_being_made(registry, promot
     assert registry.current("production") == new
 
 
+@pytest.mark.slow
 def test_nothing_to_guard_after_a_first_deploy_or_a_rollback(registry, promoted, live, write_live, gate_settings):
     new, replaced = promoted
     data, old, worse = live

@@ -64,6 +64,7 @@ def test_a_week_with_too_few_labels_has_no_estimate_and_no_alert(production, lab
     assert (result.estimate, result.p_drop, result.psi, result.alerts) == (None, None, {}, ())
 
 
+@pytest.mark.slow
 def test_only_the_production_models_alerts_advise_a_retrain(registry, own_model_dir, write_live, labelled):
     production = registry.current("production")
     other = registry.register(own_model_dir)
@@ -84,6 +85,7 @@ def test_only_the_production_models_alerts_advise_a_retrain(registry, own_model_
     assert report.alerts and all(alert.endswith("(2026-W03)") for alert in report.alerts)
 
 
+@pytest.mark.slow
 def test_the_report_is_written_as_json_markdown_and_a_png(registry, write_live, labelled, tmp_path):
     production = registry.current("production")
     y = labelled.y

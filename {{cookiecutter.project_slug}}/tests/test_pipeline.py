@@ -61,6 +61,44 @@ def test_production_moves_last_after_the_gate_and_the_staging_smoke_test():
     assert [order.index(step) for step in steps] == sorted(order.index(step) for step in steps)
 
 
+@pytest.mark.parametrize("all_tests", [False, True], ids=["default", "all-tests"])
+def test_the_test_stage_leaves_the_slow_tests_to_tox_and_ci_unless_asked(settings, monkeypatch, all_tests):
+    commands = []
+
+    class PassingTests:
+        """Stands in for the pytest process: records its command, prints a summary and exits 0."""
+
+        def __init__(self, command, **_):
+            commands.append(command)
+            self.stdout, self.returncode = iter(["....\n", "4 passed in 0.01s\n"]), 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *_):
+            return False
+
+    monkeypatch.setattr(subprocess, "Popen", PassingTests)
+    run = Run(settings, all_tests=all_tests, console=Console(screen=io.StringIO(), verbose=True))
+    pipeline.run_tests(run)
+    (command,) = commands
+    assert command[:4] == [sys.executable, "-u", "-m", "pytest"]
+    said = shown(run)[-1]
+    if all_tests:
+        assert "-m" not in command[4:] and said == "4 passed in 0.01s"
+    else:
+        assert command[-2:] == ["-m", "not server and not slow"]
+        assert said == "4 passed in 0.01s; the slow ones run in tox and CI (or --all-tests)"
+
+
+def test_the_test_stage_deselects_only_markers_the_project_declares(pytestconfig):
+    declared = {marker.split(":")[0] for marker in pytestconfig.getini("markers")}
+    flag, expression = pipeline.FAST_TESTS
+    assert flag == "-m"
+    assert set(expression.replace("not", " ").replace("and", " ").split()) == {"server", "slow"} <= declared
+
+
+@pytest.mark.slow
 def test_the_full_pipeline_deploys_through_a_staging_server_to_production(settings, monkeypatch):
     monkeypatch.setenv("WEB_CONCURRENCY", "1")  # one gunicorn worker is enough for a smoke test
     run = new_run(settings)
@@ -80,6 +118,7 @@ def train_with_seed_1(run):
     pipeline.train_model(run)
 
 
+@pytest.mark.slow
 def test_a_retrain_is_gated_against_production_and_deployed_and_the_history_names_its_data(settings):
     first = new_run(settings)
     assert run_pipeline(first, WITHOUT_SERVER) == 0
@@ -116,6 +155,7 @@ def test_a_failing_stage_stops_the_pipeline_names_it_and_leaves_production_alone
     assert unchanged == f"production is unchanged: {production}"
 
 
+@pytest.mark.slow
 def test_a_candidate_the_gate_blocks_never_reaches_the_registry(settings):
     run = new_run(replace(settings, gate=GateSettings(min_auc=0.99, max_auc_drop=0.01)))
     assert run_pipeline(run, WITHOUT_SERVER) == 1
@@ -125,6 +165,7 @@ def test_a_candidate_the_gate_blocks_never_reaches_the_registry(settings):
     assert (run.candidate / "report.md").is_file()  # the report explains the block
 
 
+@pytest.mark.slow
 def test_after_a_scikit_learn_upgrade_only_a_declared_library_upgrade_deploys(settings):
     first = new_run(settings)
     assert run_pipeline(first, WITHOUT_SERVER) == 0

@@ -140,6 +140,7 @@ def test_the_stdout_sink_writes_one_json_line_per_row(registry, valid_rows, capf
     assert {json.loads(line)["request_id"] for line in lines} == {response.headers["X-Request-ID"]}
 
 
+@pytest.mark.slow
 def test_each_process_writes_its_own_files_rotated_by_size(registry, valid_row, folder):
     app = make_app(registry, PREDICTION_LOG=str(folder), PREDICTION_LOG_MAX_BYTES=400)
     client = app.test_client()

@@ -309,6 +309,7 @@ def promote_forever(root, versions, started):
 
 
 @fork_ok
+@pytest.mark.slow
 def test_concurrent_promotions_from_two_processes_are_serialized(registry):
     context = multiprocessing.get_context("fork")
     go = context.Event()
@@ -331,6 +332,7 @@ def test_concurrent_promotions_from_two_processes_are_serialized(registry):
 
 
 @fork_ok
+@pytest.mark.slow
 def test_sigkill_during_promotions_never_leaves_a_broken_registry(registry):
     registry.promote("v1", "production")
     context = multiprocessing.get_context("fork")

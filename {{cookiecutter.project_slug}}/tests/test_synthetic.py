@@ -128,6 +128,7 @@ def test_the_gate_passes_a_retrain_on_a_fresh_sample_of_the_same_week(tmp_path, 
     assert (result.decision, result.reasons) == ("pass", [])
 
 
+@pytest.mark.slow
 def test_a_second_week_is_gated_against_production_and_deployed(tmp_path, example, gate_settings):
     settings = replace(example, registry=tmp_path / "registry", artifacts=tmp_path / "artifacts", gate=gate_settings)
     stages = [stage for stage in pipeline.STAGES if stage not in (pipeline.run_tests, pipeline.smoke_test_staging)]
@@ -163,6 +164,7 @@ def test_data_writes_a_week_and_prints_its_files(example_project, capsys):
     assert capsys.readouterr().out.split() == ["data/week-00/train.csv", "data/week-00/holdout.csv"]
 
 
+@pytest.mark.slow
 def test_monitor_of_the_week_0_model_on_week_4_calls_for_a_retrain(example_project, week0_model, capsys):
     folder, _ = week0_model
     assert main(["register", str(folder)]) == 0 and main(["promote", folder.name]) == 0
@@ -188,6 +190,7 @@ def test_the_week_0_model_alerts_on_week_4_data_for_drift_and_a_significant_drop
     assert [line for line in report.lines() if line.startswith("ALERT")] == [f"ALERT: {a}" for a in report.alerts]
 
 
+@pytest.mark.slow
 def test_on_the_default_data_monitor_flags_the_decay_before_auc_falls_3_points(tmp_path):
     settings = Settings(data_dir=tmp_path / "data")  # the default sizes, seed and thresholds
     files = synthetic.write_week(settings.data_dir, 0, settings.seed, settings.train_rows, settings.holdout_rows)
@@ -251,6 +254,7 @@ def test_a_refused_request_stops_the_replay_before_any_label_is_written(tmp_path
     assert not (tmp_path / "feedback").exists()
 
 
+@pytest.mark.slow
 def test_a_skew_bug_is_rolled_back_on_the_first_labelled_batch_and_history_says_why(tmp_path, serve, gate_settings):
     # the training export counts a card's transactions over 7 days; the service receives the last 24 hours
     week, tx = 4, [f.name for f in FEATURES].index("transactions_last_24h")
