@@ -64,8 +64,9 @@ class Run:
         self.console.detail(text)
 
 
-# The tests marked slow (whole stories, processes, servers) run in `pytest`, tox and CI, not before a local deploy
-FAST_TESTS = ["-m", "not server and not slow"]
+# The tests marked slow (whole stories, processes, servers) run in `pytest`, tox and CI, not before a local deploy.
+# None of the others uses Hypothesis, whose pytest plugin would import it at the end of the run: a second more.
+FAST_TESTS = ["-m", "not server and not slow", "-p", "no:hypothesispytest"]
 
 
 def run_tests(run: Run) -> None:
