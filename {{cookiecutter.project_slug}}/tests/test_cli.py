@@ -99,6 +99,7 @@ def test_every_subcommand_has_its_own_help(capsys, name):
         ["simulate", "notaurl"],
         ["simulate", "http://127.0.0.1:8080", "--batch", "5000"],
         ["guard", "--min-rows", "5"],
+        ["pipeline", "--skip-tests", "--all-tests"],
     ],
     ids=[
         "unknown flag",
@@ -116,6 +117,7 @@ def test_every_subcommand_has_its_own_help(capsys, name):
         "simulate not a URL",
         "simulate batch over the maximum",
         "guard too few rows",
+        "pipeline skip and all tests",
     ],
 )
 def test_a_usage_error_is_one_line_on_stderr_and_exit_code_2(capsys, args):
@@ -306,6 +308,24 @@ def test_smoke_test_of_a_service_that_never_answers_fails_with_one_line(project,
     code, out, err = run(capsys, "smoke-test", url, "--version", "v1", "--wait", "0.2")
     assert code == 1
     assert err == f"FAILED: {url} was not ready within 0.2 s\n"
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ([], (True, False, False)),
+        (["--skip-tests"], (False, False, False)),
+        (["--all-tests", "--library-upgrade"], (True, True, True)),
+    ],
+    ids=["default", "skip-tests", "all-tests"],
+)
+def test_pipeline_flags_reach_the_run(project, monkeypatch, capsys, flags, expected):
+    runs = []
+    monkeypatch.setattr("{{ cookiecutter.package_name }}.pipeline.run_pipeline", lambda run: runs.append(run) or 0)
+    code, _, _ = run(capsys, "pipeline", *flags)
+    (pipeline_run,) = runs
+    assert code == 0
+    assert (pipeline_run.run_tests, pipeline_run.all_tests, pipeline_run.library_upgrade) == expected
 
 
 @pytest.fixture

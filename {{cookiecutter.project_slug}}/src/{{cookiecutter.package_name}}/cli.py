@@ -130,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--version", required=True, help="model version the service must answer with")
     smoke.add_argument("--wait", type=number(float, 0, 3600), default=90, help="seconds to wait for /ready (90)")
     pipeline_command = add(cmd_pipeline, week, upgrade)
-    pipeline_command.add_argument("--skip-tests", action="store_true", help="do not run the unit tests first")
-    pipeline_command.add_argument("--all-tests", action="store_true", help="also run the tests marked slow")
+    tests = pipeline_command.add_mutually_exclusive_group()
+    tests.add_argument("--skip-tests", action="store_true", help="do not run the tests first")
+    tests.add_argument("--all-tests", action="store_true", help="also run the tests marked slow")
     pipeline_command.add_argument(
         "-v", "--verbose", action="store_true", help="show every stage's full output (always in logs/pipeline-*.log)"
     )

@@ -93,5 +93,12 @@ def cmd_pipeline(settings: Settings, args: argparse.Namespace) -> int:
 
     week = requested_week(settings, args)
     with Console(verbose=args.verbose, log=log_path("pipeline")) as console:
-        run = pipeline.Run(settings, week, not args.skip_tests, args.all_tests, args.library_upgrade, console)
+        run = pipeline.Run(
+            settings,
+            week,
+            run_tests=not args.skip_tests,
+            all_tests=args.all_tests,
+            library_upgrade=args.library_upgrade,
+            console=console,
+        )
         return pipeline.run_pipeline(run)
