@@ -39,6 +39,7 @@ EXPECTED_FILES = [
     "src/PACKAGE/__init__.py",
     "src/PACKAGE/__main__.py",
     "src/PACKAGE/artifact.py",
+    "src/PACKAGE/bisect.py",
     "src/PACKAGE/cli.py",
     "src/PACKAGE/cli_data.py",
     "src/PACKAGE/cli_deploy.py",

@@ -31,7 +31,7 @@ def cmd_reproduce(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_bisect(settings: Settings, args: argparse.Namespace) -> int:
     """Find the first commit after GOOD whose model the gate blocks against GOOD's (git bisect, one retrain a step)."""
-    from .reproduce import bisect
+    from .bisect import bisect
 
     train_csv, holdout_csv = data_files(settings, args)
     bisect(args.good, args.bad, train_csv, holdout_csv, settings.seed, settings.gate)
