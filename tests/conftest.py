@@ -13,12 +13,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = json.loads((ROOT / "cookiecutter.json").read_text())
+# cookiecutter and cruft put the template on sys.path while they render, so that its `_extensions` import;
+# pytest-cookies renders the context once more outside that, so the tests do the same for it
+sys.path.append(str(ROOT))
 
 # one per pytest-xdist worker, so that nested pytest runs of two workers never share a numbered folder
 NESTED_TEMP = Path(tempfile.gettempdir()) / f"cookiecutter-ml-cd-nested{os.environ.get('PYTEST_XDIST_WORKER', '')}"
 NESTED_TEMP.mkdir(exist_ok=True)
 
-HOSTILE_TEXT = 'He said "it\'s fine" \\ then left\nsecond line with {braces} and a tab\t'
+HOSTILE_TEXT = 'He said "it\'s fine" \\ then left \U0001f984\nsecond line with {braces} and a tab\t'
 
 # every scenario must bake cleanly; ids are what pytest prints
 SUPPORTED = [

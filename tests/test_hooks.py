@@ -6,12 +6,18 @@ import importlib.util
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import DEFAULTS, HOSTILE_TEXT, ROOT, UNSUPPORTED
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 def load_hook(name: str = "pre_gen_project"):
@@ -22,42 +28,132 @@ def load_hook(name: str = "pre_gen_project"):
     return module
 
 
-GOOD = {
-    "slug": "fraud-detector",
-    "package": "fraud_detector",
-    "python": "3.12",
-    "min_auc": "0.80",
-    "max_auc_drop": "0.01",
-}
-
-
 def test_hook_accepts_the_defaults():
-    assert load_hook().problems(**GOOD) == []
+    typed = {key: value for key, value in DEFAULTS.items() if isinstance(value, str) and "{{" not in value}
+    assert load_hook().problems(typed) == []
 
 
 @pytest.mark.parametrize(
     ("change", "key"),
     [
-        ({"python": "3.9"}, "python_version"),
-        ({"python": "3.14"}, "python_version"),
+        ({"python_version": "3.9"}, "python_version"),
+        ({"python_version": "3.14"}, "python_version"),
         ({"min_auc": "nan"}, "min_auc"),
+        ({"min_auc": ".85"}, "min_auc"),  # TOML reads no leading dot
+        ({"min_auc": "0.8\n"}, "min_auc"),
         ({"max_auc_drop": "0.49"}, None),
         ({"max_auc_drop": "0"}, None),
-        ({"package": "fraud-detector"}, "package_name"),
-        ({"slug": "fraud--detector"}, "project_slug"),
-        ({"slug": "-fraud"}, "project_slug"),
+        ({"package_name": "fraud-detector"}, "package_name"),
+        ({"project_slug": "fraud--detector"}, "project_slug"),
+        ({"project_slug": "-fraud"}, "project_slug"),
+        ({"project_name": "Fraud\nDetector"}, "project_name"),
         ({"target": "Fraud Risk"}, "target"),
         ({"target": "churn"}, None),
         ({"record_name": "customer account"}, None),
         ({"record_name": 'row"; import os'}, "record_name"),
+        ({"github_owner": "acme-bank"}, None),
+        ({"github_owner": "acme\nRUN id"}, "github_owner"),
+        ({"github_owner": "-acme"}, "github_owner"),
+        ({"author_email": "ada@example.com\nBcc: x@y.z"}, "author_email"),
+        ({"author_name": "Ada \U0001f984 Lovelace"}, None),
+        ({"author_name": "Ada\x00"}, "author_name"),
+        ({"description": "two\nlines\tand a tab"}, None),
+        ({"description": "bell\x07"}, "description"),
     ],
 )
 def test_hook_checks_each_answer(change, key):
-    found = load_hook().problems(**{**GOOD, **change})
+    found = load_hook().problems(change)
     if key is None:
         assert found == []
     else:
         assert len(found) == 1 and found[0].startswith(key)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# hostile answers: each is refused with one ERROR line, or bakes inert; none ever runs a command
+# ---------------------------------------------------------------------------------------------------------------
+
+TOUCH = "touch {marker}"
+HOSTILE_ANSWERS = [
+    # the review's exploits (issue 20, finding 1), each writing the marker file if it ever runs
+    pytest.param({"target": 'fraud"[:5]+str(__import__("os").system("{touch}"))[:0]+"'}, "target", id="target-code"),
+    pytest.param(
+        {"project_name": '"+str(__import__("os").system(bytes.fromhex("{hex}").decode()))+"'},
+        "project_name",
+        id="project-name-hex-code",
+    ),
+    pytest.param({"project_name": 'x"+__import__("os").system("id")+"'}, "project_slug", id="project-name-code"),
+    pytest.param({"min_auc": '0.8+__import__("os").system("{touch}")'}, "min_auc", id="min-auc-code"),
+    pytest.param({"max_auc_drop": "0.01;__import__('os').system('{touch}')"}, "max_auc_drop", id="drop-code"),
+    pytest.param({"github_owner": "acme\nRUN {touch}"}, "github_owner", id="owner-dockerfile-line"),
+    pytest.param({"record_name": 'row"+__import__("os").system("{touch}")+"'}, "record_name", id="record-code"),
+    pytest.param({"package_name": 'x;__import__("os").system("{touch}")'}, "package_name", id="package-code"),
+    pytest.param({"author_email": 'a@b.c", "x": "{touch}'}, "author_email", id="email-toml-key"),
+    # free text that must bake, inert, and read back exactly
+    pytest.param({"author_name": 'Ada \U0001f984 O\'Brien \\ "quoted"'}, None, id="author-emoji-quotes"),
+    pytest.param({"description": '"""; import os; os.system("{touch}") #\n[tool.evil]\nx = 1'}, None, id="desc-toml"),
+    pytest.param({"description": "{{ 7 * 7 }} and {% raw %}{{ raw }}{% endraw %}"}, None, id="desc-jinja-arithmetic"),
+]
+
+
+def hostile(answers: dict, marker: Path) -> dict:
+    """The answers with the marker's path (and its touch command, hex-encoded) filled in."""
+    touch = TOUCH.format(marker=marker)
+    return {
+        key: value.replace("{touch}", touch).replace("{hex}", touch.encode().hex()) for key, value in answers.items()
+    }
+
+
+@pytest.mark.parametrize(("answers", "key"), HOSTILE_ANSWERS)
+def test_hostile_answer_is_refused_with_one_error_line_or_bakes_inert(tmp_path, capfd, answers, key):
+    marker = tmp_path / "PWNED"
+    answers = hostile(answers, marker)
+    out = tmp_path / "out"
+    if key is not None:
+        with pytest.raises(FailedHookException):
+            cookiecutter(str(ROOT), no_input=True, extra_context=answers, output_dir=str(out))
+        errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR:")]
+        assert len(errors) == 1 and errors[0].startswith(f"ERROR: {key} ")
+        assert list(out.iterdir()) == []
+    else:
+        project = Path(
+            cookiecutter(str(ROOT), no_input=True, extra_context={**answers, "init_git": False}, output_dir=str(out))
+        )
+        pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+        assert set(pyproject["tool"]) == {"setuptools", "pytest", "ruff", project.name.replace("-", "_")}
+        if "author_name" in answers:
+            assert pyproject["project"]["authors"][0]["name"] == answers["author_name"]
+        if "{{" not in answers.get("description", "{{"):
+            assert pyproject["project"]["description"] == answers["description"]
+        for path in project.rglob("*.py"):
+            compile(path.read_text(), str(path), "exec")
+        imported = subprocess.run(
+            [sys.executable, "-c", "import features"], cwd=next(project.glob("src/*")), capture_output=True
+        )
+        assert imported.returncode == 0, imported.stderr
+    assert not marker.exists()
+
+
+def test_an_answer_holding_jinja_code_is_refused_by_the_sandbox_before_anything_runs(tmp_path):
+    marker = tmp_path / "PWNED"
+    code = "{{ cycler.__init__.__globals__.os.system('" + TOUCH.format(marker=marker) + "') }}"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            str(ROOT),
+            "-o",
+            str(tmp_path / "out"),
+            f"project_name={code}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    assert "Unable to render variable 'project_name'" in result.stdout and "unsafe" in result.stdout
+    assert not marker.exists() and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(("answers", "key"), UNSUPPORTED)

@@ -30,8 +30,8 @@ class Feature:
 
 # what the model predicts and what one input row is called, from the prompts: the API answers
 # "<TARGET>_probability", and its schema and error messages name a RECORD
-TARGET = "{{ cookiecutter.target }}"
-RECORD = "{{ cookiecutter.record_name }}"
+TARGET = {{ cookiecutter.target | tojson }}
+RECORD = {{ cookiecutter.record_name | tojson }}
 
 # ----------------------------------------------------------------------------
 # EDIT HERE: your own data. List your CSV's numeric columns and name its 0/1
