@@ -130,6 +130,8 @@ def test_shown_outputs_ignore_ids_hashes_times_and_ports_but_not_counts_or_score
     commits = "[main 7fea642] Revert\n git_commit 52be1e61e67f2f8869cf03f41dabae5322f2a56d at 2026-11-26T15:34:55+00:00"
     assert matches(commits, "[main 0123456] Revert\n git_commit " + "a" * 40 + " at 2026-12-01T08:00:00+00:00")
     assert not matches('{"auc":0.8921}', '{"auc":0.8922}')
+    assert matches("std_error: 0.00982318034292853", "std_error: 0.009823180342928528")  # the last bits of a sum
+    assert not matches("std_error: 0.00982318034292853", "std_error: 0.009823180343928528")
     assert matches("staging on http://127.0.0.1:44913 answered", "staging on http://127.0.0.1:38679 answered")
     assert matches("232 passed in 47.04s", "232 passed in 70.48s (0:01:10)")
     assert matches(" Date: Mon Nov 30 14:45:01 2026 +0000", " Date: Tue Dec  1 09:00:00 2026 +0000")

@@ -148,6 +148,16 @@ def test_a_missing_file_is_one_clear_line_and_a_failure(project, capsys, args, n
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", ["gate", "evaluate", "promote"])
+def test_every_command_names_an_unregistered_version_with_the_same_message(project, capsys, command):
+    extra = ["--out", "report"] if command == "gate" else []
+    code, out, err = run(capsys, command, "20990101-000000-deadbeef", *extra)
+    assert code == (2 if command == "gate" else 1)  # the gate's 1 is "blocked", 2 "could not decide"
+    assert err.startswith(f"{PROG}: error: ") and len(err.splitlines()) == 1
+    assert err.endswith("no version '20990101-000000-deadbeef' in registry; see the `models` command\n")
+    assert out == ("" if command != "gate" else (project / "report" / "report.md").read_text())
+
+
 @pytest.mark.slow
 def test_data_train_register_promote_history_models_diff_rollback_round_trip(project, capsys):
     code, out, _ = run(capsys, "data")

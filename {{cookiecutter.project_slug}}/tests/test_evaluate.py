@@ -15,6 +15,7 @@ from {{ cookiecutter.package_name }}.evaluate import (
     auc_estimate,
     compare_aucs,
     delong,
+    detectable_drop,
     hanley_mcneil_std_error,
     holdout_warning,
     min_detectable_drop,
@@ -300,3 +301,17 @@ def test_auc_estimate_data_carries_the_smallest_detectable_drop():
     estimate = auc_estimate(*separated(2, 10))
     data = estimate.to_dict()
     assert data["min_detectable_drop"] == estimate.min_detectable_drop == min_detectable_drop(1.0, 2, 10, 0.95)
+
+
+def test_the_detectable_drop_is_never_below_what_the_gates_own_paired_bound_can_resolve():
+    rng = np.random.default_rng(3)
+    y = np.r_[np.ones(40), np.zeros(405)].astype(int)
+    scores = np.where(y == 1, rng.normal(4, 1, y.size), rng.normal(0, 1, y.size))  # AUC near 1
+    estimate = auc_estimate(y, scores)
+    paired = 0.004  # the paired difference's standard error the gate measured
+    bound = (stats.norm.ppf(estimate.confidence) + stats.norm.ppf(0.8)) * paired
+    assert detectable_drop(estimate, paired) >= bound > estimate.min_detectable_drop
+    warning = holdout_warning(estimate, 0.005, paired)
+    assert f"this holdout (445 rows: 40 positives and 405 negatives) can detect AUC drops of {bound:.4f}" in warning
+    assert "widen max_auc_drop to" in warning
+    assert holdout_warning(estimate, round(bound + 0.001, 3), paired) is None

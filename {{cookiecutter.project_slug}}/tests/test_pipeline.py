@@ -13,7 +13,7 @@ from {{ cookiecutter.package_name }} import artifact, pipeline, sources
 from {{ cookiecutter.package_name }}.config import GateSettings
 from {{ cookiecutter.package_name }}.console import Console
 from {{ cookiecutter.package_name }}.data import read_csv, sha256_of
-from {{ cookiecutter.package_name }}.features import FEATURES
+from {{ cookiecutter.package_name }}.features import FEATURES, Feature
 from {{ cookiecutter.package_name }}.pipeline import Run, StageFailed, run_pipeline, smoke_requests
 from {{ cookiecutter.package_name }}.registry import Registry
 from {{ cookiecutter.package_name }}.service import create_app
@@ -223,6 +223,19 @@ def test_smoke_requests_follow_another_feature_list(tmp_path, own_features, own_
     for name, (body, content_type) in bad.items():
         status = client.post("/predict", data=body, content_type=content_type).status_code
         assert 400 <= status < 500, name
+
+
+@pytest.mark.parametrize("bounds", ["none", "maximum", "bool"], ids=["no-bound-at-all", "only-maxima", "all-bool"])
+def test_smoke_requests_need_no_declared_minimum(bounds):
+    if bounds == "bool":
+        features = tuple(Feature(f"flag_{i}", "bool") for i in range(3))
+    else:
+        features = tuple(Feature(f.name, f.kind, None, f.maximum if bounds == "maximum" else None) for f in FEATURES)
+    valid, bad = smoke_requests(features, [1.0] * len(features))
+    out_of_range = [name for name in bad if name.endswith(("its minimum", "its maximum"))]
+    bounded = [f for f in features if f.kind != "bool" and f.maximum is not None]
+    assert out_of_range == ([f"{bounded[0].name} above its maximum"] if bounded else [])
+    assert {"missing field", "unknown field", "wrong type", "NaN", "empty list"} <= bad.keys()
 
 
 def test_a_staging_server_that_dies_shows_its_last_lines_in_the_error(tmp_path):

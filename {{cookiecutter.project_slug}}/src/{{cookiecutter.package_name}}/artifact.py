@@ -182,8 +182,8 @@ def check_features(items: object) -> tuple[Feature, ...]:
             raise ValueError("each feature must be an object with a name")
         if feature.kind not in get_args(Kind):
             raise ValueError(f"{feature.name}: kind must be one of {', '.join(get_args(Kind))}")
-        if not isinstance(feature.description, str):
-            raise ValueError(f"{feature.name}: the description must be text")
+        if not isinstance(feature.description, str) or not isinstance(feature.column, (str, type(None))):
+            raise ValueError(f"{feature.name}: the description and the CSV column must be text")
         bounds = [b for b in (feature.minimum, feature.maximum) if b is not None]
         if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds):
             raise ValueError(f"{feature.name}: minimum and maximum must be finite numbers or null")

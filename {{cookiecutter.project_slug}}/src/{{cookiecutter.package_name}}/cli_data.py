@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .config import TABLE, Settings
@@ -62,7 +63,10 @@ def cmd_declare(settings: Settings, args: argparse.Namespace) -> int:
     """Print the LABEL and FEATURES declaration for a labelled CSV; --write puts it into features.py."""
     from . import declare
 
-    declaration = declare.render(declare.declare(Path(args.csv), args.label, tuple(args.ignore or ())), args.label)
+    features = declare.declare(Path(args.csv), args.label, tuple(args.ignore or ()))
+    declaration = declare.render(features, args.label)
+    for note in declare.warnings(Path(args.csv), features):
+        print(f"note: {note}", file=sys.stderr)
     if not args.write:
         print(declaration, end="")
         return 0

@@ -13,7 +13,7 @@ from .cli_data import holdout_file, requested_week
 from .cli_registry import resolve
 from .config import PROG, Settings
 from .console import Console, log_path
-from .registry import Registry
+from .registry import Registry, RegistryError
 
 
 def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
@@ -34,19 +34,24 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_gate(settings: Settings, args: argparse.Namespace) -> int:
     """Decide whether a candidate may replace production (or --against MODEL); exit 0 pass, 1 blocked, 2 undecided."""
-    from .gate import run_gate, write_outputs
+    from .gate import GateResult, run_gate, write_outputs
 
     overrides = {"min_auc": args.min_auc, "max_auc_drop": args.max_auc_drop}
     gate = replace(settings.gate, **{key: value for key, value in overrides.items() if value is not None})
     registry = Registry(settings.registry)
-    candidate = Path(args.candidate) if Path(args.candidate).is_dir() else registry.models / args.candidate
-    if args.against:
-        baseline, role = resolve(settings, args.against), "baseline"
+    try:
+        candidate = resolve(settings, args.candidate)
+    except RegistryError as unknown:  # still a report and gate.json: CI posts them whatever the decision
+        candidate, result = None, GateResult("undecided", [f"could not decide: {unknown}"], gate)
     else:
-        production = registry.current("production")
-        baseline, role = (registry.models / production if production else None), "production"
-    result = run_gate(candidate, holdout_file(settings, args), baseline, gate, args.library_upgrade, role)
-    report = write_outputs(result, Path(args.out) if args.out else candidate if candidate.is_dir() else Path("gate"))
+        if args.against:
+            baseline, role = resolve(settings, args.against), "baseline"
+        else:
+            production = registry.current("production")
+            baseline, role = (registry.models / production if production else None), "production"
+        result = run_gate(candidate, holdout_file(settings, args), baseline, gate, args.library_upgrade, role)
+    out = Path(args.out) if args.out else candidate if candidate else Path("gate")
+    report = write_outputs(result, out)
     print(report.read_text(), end="")
     if result.decision == "undecided":
         print(f"{PROG}: error: {result.reasons[0]}", file=sys.stderr)

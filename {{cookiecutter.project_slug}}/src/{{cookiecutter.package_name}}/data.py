@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .features import FEATURES, LABEL, Feature, feature_names
+from .features import FEATURES, LABEL, Feature
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,7 +42,7 @@ def write_csv(path: Path, data: Dataset, features: tuple[Feature, ...] = FEATURE
     integral = [feature.kind != "float" for feature in features]
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow([*feature_names(features), LABEL])
+        writer.writerow([*(feature.header for feature in features), LABEL])
         for row, label in zip(data.X.tolist(), data.y.tolist(), strict=True):
             writer.writerow([int(v) if whole else v for v, whole in zip(row, integral, strict=True)] + [int(label)])
 
@@ -60,10 +60,11 @@ def read_csv(path: Path, features: tuple[Feature, ...] = FEATURES) -> Dataset:
         raise DataError(f"cannot read data file {path}: {error}") from None
     if header is None:
         raise DataError(f"{path} is empty; expected a header row")
-    missing = [name for name in [*feature_names(features), LABEL] if name not in header]
+    wanted = [*(feature.header for feature in features), LABEL]
+    missing = [name for name in wanted if name not in header]
     if missing:
         raise DataError(f"{path} is missing column(s) {', '.join(missing)}")
-    columns = [header.index(name) for name in [*feature_names(features), LABEL]]
+    columns = [header.index(name) for name in wanted]
     values = np.empty((len(rows), len(columns)))
     for index, (line, row) in enumerate(rows):
         try:

@@ -1,8 +1,10 @@
 """`declare CSV --label COLUMN`: the LABEL and FEATURES declaration of features.py, written from a labelled CSV.
 
-Kinds: "bool" for a column of only 0 and 1, "int" for whole numbers, "float" otherwise. Ranges: the observed
-minimum and maximum, each widened by MARGIN of the observed span (not below 0 for a column that is never
-negative), then rounded outward, so that new rows a little beyond the training data are still accepted.
+Kinds: "bool" for a column of only 0 and 1, "int" for whole numbers (`127.0` included), "float" otherwise. Ranges:
+the observed minimum and maximum, each widened by MARGIN of the observed span (not below 0 for a column that is
+never negative), then rounded outward, so that new rows a little beyond the training data are still accepted.
+A header that cannot be an API field (`a/b`, `x-1`, `2nd`) gets one that can (`a_b`, `x_1`, `col_2nd`); the
+feature keeps the header as its `column`, so the CSV is read as it is.
 """
 
 from __future__ import annotations
@@ -36,14 +38,50 @@ def declare(path: Path, label: str, ignore: tuple[str, ...] = ()) -> tuple[Featu
         raise DataError(f"{path}: label column {label} must hold only 0 and 1")
     if len(np.unique(labels)) < 2:
         raise DataError(f"{path}: label column {label} holds only {int(labels[0])}; a model needs rows of 0 and 1")
-    features = tuple(
-        _feature(name, _numbers(path, header, rows, name, hint="encode it as numbers or --ignore it"), path.name)
-        for name in header
-        if name != label and name not in ignore
-    )
-    if not features:
+    columns = [name for name in header if name != label and name not in ignore]
+    if not columns:
         raise DataError(f"{path} has no feature column besides the label {label}")
-    return features
+    hint = "encode it as numbers or --ignore it"
+    return tuple(
+        _feature(name, column, _numbers(path, header, rows, column, hint), path.name)
+        for name, column in zip(field_names(columns), columns, strict=True)
+    )
+
+
+def warnings(path: Path, features: tuple[Feature, ...]) -> list[str]:
+    """What the reader should check in a declaration: constant columns, 0/1 columns and renamed headers."""
+    header, rows = _read(path)
+    notes = []
+    for feature in features:
+        values = _numbers(path, header, rows, feature.header, hint="")
+        if values.min() == values.max():
+            notes.append(f"column {feature.header} holds only {values[0]:g}: it cannot help the model; --ignore it")
+        elif feature.kind == "bool":
+            notes.append(
+                f"column {feature.header} holds only 0 and 1, so it is declared bool (true/false in the API); "
+                'if it can hold other values, declare it "int" with its range'
+            )
+        if feature.column is not None:
+            notes.append(f"column {feature.column!r} is the API field {feature.name!r} (the CSV keeps its header)")
+    return notes
+
+
+def field_names(columns: list[str]) -> list[str]:
+    """An API field name for each column: the header itself when it can be one, else a readable identifier."""
+    names: list[str] = []
+    for column in columns:
+        name = column if _is_field(column) else re.sub(r"\W+", "_", column).strip("_") or "column"
+        if not _is_field(name):
+            name = f"col_{name}"
+        while name in names or (name != column and name in columns):
+            name += "_"
+        names.append(name)
+    return names
+
+
+def _is_field(name: str) -> bool:
+    """Whether ``name`` can be a field of the API's request model as it is."""
+    return name.isidentifier() and name.isascii() and not name.startswith("_") and not hasattr(BaseModel, name)
 
 
 def render(features: tuple[Feature, ...], label: str) -> str:
@@ -96,27 +134,24 @@ def _numbers(path: Path, header: list[str], rows: list[tuple[int, list[str]]], n
     return np.array(values)
 
 
-def _feature(name: str, values: np.ndarray, source: str) -> Feature:
+def _feature(name: str, column: str, values: np.ndarray, source: str) -> Feature:
     """The feature a column supports: its kind and its observed range widened by the margin."""
-    if not name.isidentifier() or name.startswith("_") or hasattr(BaseModel, name):
-        raise DataError(
-            f"column {name!r} cannot be a field of the API's request: rename it (letters, digits, underscores, "
-            "not starting with _ or named like a pydantic attribute) or --ignore it"
-        )
-    description = f"Column {name} of {source}."
+    description = f"Column {column} of {source}."
+    column_or_none = None if column == name else column
     if np.isin(values, (0, 1)).all():
-        return Feature(name, "bool", description=description)
+        return Feature(name, "bool", description=description, column=column_or_none)
     low, high = float(values.min()), float(values.max())
     margin = MARGIN * (high - low) or MARGIN * abs(high) or 1.0
     lowest = 0.0 if low >= 0 else -math.inf
     if (values == np.round(values)).all():
-        return Feature(name, "int", math.floor(max(low - margin, lowest)), math.ceil(high + margin), description)
+        low_int, high_int = math.floor(max(low - margin, lowest)), math.ceil(high + margin)
+        return Feature(name, "int", low_int, high_int, description, column_or_none)
     step = 10.0 ** math.floor(math.log10(margin))
     digits = max(0, -math.floor(math.log10(step)))
     # rounded outward to whole steps; round() first, so that 0.8 / 0.01 = 80.00000000000001 is 80 steps, not 81
     minimum = math.floor(round(max(low - margin, lowest) / step, 6)) * step
     maximum = math.ceil(round((high + margin) / step, 6)) * step
-    return Feature(name, "float", round(minimum, digits), round(maximum, digits), description)
+    return Feature(name, "float", round(minimum, digits), round(maximum, digits), description, column_or_none)
 
 
 def _call(feature: Feature) -> list[str]:
@@ -126,6 +161,8 @@ def _call(feature: Feature) -> list[str]:
         args.append(f"description={json.dumps(feature.description)}")
     else:
         args += [repr(feature.minimum), repr(feature.maximum), json.dumps(feature.description)]
+    if feature.column is not None:
+        args.append(f"column={json.dumps(feature.column)}")
     one_line = f"    Feature({', '.join(args)}),"
     if len(one_line) <= LINE_LENGTH:
         return [one_line]

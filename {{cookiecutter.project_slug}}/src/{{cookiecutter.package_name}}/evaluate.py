@@ -128,15 +128,27 @@ def min_detectable_drop(
     return float(z_sum * math.sqrt(2 * (1 - correlation)) * std_error)
 
 
-def holdout_warning(estimate: AucEstimate, max_auc_drop: float) -> str | None:
-    """A warning when the holdout has too few positives or negatives to detect a drop of ``max_auc_drop``."""
-    drop = estimate.min_detectable_drop
+def detectable_drop(estimate: AucEstimate, paired_std_error: float | None = None) -> float:
+    """The smallest AUC drop the gate tells apart from none: the model's figure, or the paired one when larger.
+
+    ``paired_std_error`` is the standard error of the difference the gate actually measured (its paired DeLong);
+    near AUC 1 the single-AUC figure shrinks towards 0 while the gate's own bound does not, so the larger one counts.
+    """
+    observed = (stats.norm.ppf(estimate.confidence) + stats.norm.ppf(POWER)) * (paired_std_error or 0.0)
+    return max(estimate.min_detectable_drop, float(observed))
+
+
+def holdout_warning(estimate: AucEstimate, max_auc_drop: float, paired_std_error: float | None = None) -> str | None:
+    """A warning when the holdout cannot show non-inferiority at ``max_auc_drop``: what it can detect, and the fix."""
+    drop = detectable_drop(estimate, paired_std_error)
     if drop <= max_auc_drop:
         return None
+    rows = estimate.positives + estimate.negatives
     return (
-        f"the holdout is too small for max_auc_drop = {max_auc_drop}: with {estimate.positives} positives and "
-        f"{estimate.negatives} negatives, the smallest AUC drop it can detect is {drop:.4f} (one-sided "
-        f"{estimate.confidence:.0%} confidence, {POWER:.0%} power); label more rows or widen max_auc_drop"
+        f"the holdout is too small for max_auc_drop = {max_auc_drop}: this holdout ({rows} rows: {estimate.positives} "
+        f"positives and {estimate.negatives} negatives) can detect AUC drops of {drop:.4f} or more (one-sided "
+        f"{estimate.confidence:.0%} confidence, {POWER:.0%} power), so it may block an equally good model; label "
+        f"more rows, or widen max_auc_drop to {math.ceil(drop * 1000) / 1000:g}"
     )
 
 

@@ -10,17 +10,29 @@ Kind = Literal["float", "int", "bool"]
 
 @dataclass(frozen=True)
 class Feature:
-    """One numeric input column: its name, kind, allowed range and meaning."""
+    """One numeric input column: its name, kind, allowed range and meaning.
+
+    ``name`` is the field of the API; ``column`` the CSV header when it is not a valid field name (`a/b`, `2nd`).
+    """
 
     name: str
     kind: Kind
     minimum: float | None = None
     maximum: float | None = None
     description: str = ""
+    column: str | None = None
+
+    @property
+    def header(self) -> str:
+        """The column's name in the CSV files."""
+        return self.column or self.name
 
     def to_dict(self) -> dict:
         """Return the feature as plain JSON-ready data (stored in each model's metadata)."""
-        return asdict(self)
+        data = asdict(self)
+        if data["column"] is None:  # the metadata of a feature whose CSV header is its name stays as it was
+            del data["column"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> Feature:

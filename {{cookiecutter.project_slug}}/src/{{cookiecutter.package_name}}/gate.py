@@ -11,7 +11,7 @@ import numpy as np
 from . import artifact
 from .config import GateSettings
 from .data import DataError, read_csv
-from .evaluate import AucComparison, AucEstimate, auc_estimate, compare_aucs, holdout_warning
+from .evaluate import AucComparison, AucEstimate, auc_estimate, compare_aucs, detectable_drop, holdout_warning
 
 EXIT_CODES = {"pass": 0, "blocked": 1, "undecided": 2}
 
@@ -100,7 +100,8 @@ def run_gate(
     decision, reasons = decide(estimate, comparison, settings, baseline)
     # how small a drop this holdout can show, at the AUC a drop would be measured from
     reference = comparison.baseline if comparison else estimate
-    warning = holdout_warning(reference, settings.max_auc_drop)
+    paired = comparison.std_error if comparison else None
+    warning = holdout_warning(reference, settings.max_auc_drop, paired)
     production_version = production_dir.name if production_dir else None
     return GateResult(
         decision,
@@ -114,7 +115,7 @@ def run_gate(
         note,
         baseline,
         [warning] if warning else [],
-        reference.min_detectable_drop,
+        detectable_drop(reference, paired),
     )
 
 
@@ -157,8 +158,9 @@ def render_report(result: GateResult, plot: str | None = None) -> str:
     verdict = {"pass": "PASSED", "blocked": "BLOCKED", "undecided": "BLOCKED (could not decide)"}[result.decision]
     s = result.settings
     lines = [f"## AUC gate: {verdict}", ""]
+    # what the holdout cannot show comes before the decision it weakens
+    lines += [f"> **Warning:** {warning}\n" for warning in result.warnings]
     lines += [f"- {reason}" for reason in result.reasons] or ["- every rule holds"]
-    lines += [f"\n> **Warning:** {warning}" for warning in result.warnings]
     if result.candidate:
         c = result.candidate
         lines += ["", f"| model | version | AUC | {c.confidence:.0%} CI |", "|---|---|---|---|"]

@@ -197,17 +197,23 @@ def smoke_requests(features: tuple[Feature, ...], row: list[float]) -> tuple[dic
     cast = {"float": float, "int": int, "bool": bool}
     valid = {f.name: cast[f.kind](value) for f, value in zip(features, row, strict=True)}
     first = features[0].name
-    bounded = next(f for f in features if f.minimum is not None)
     bad: dict[str, object] = {
         "missing field": {k: v for k, v in valid.items() if k != first},
         "unknown field": {**valid, "unknown_field": 1},
         "wrong type": {**valid, first: "text"},
         "NaN": {**valid, first: float("nan")},
         "Infinity": {**valid, first: float("inf")},
-        f"{bounded.name} below its minimum": {**valid, bounded.name: bounded.minimum - 1},
         "empty list": [],
         "batch over the maximum": [valid] * (MAX_BATCH + 1),
     }
+    # out of range: only where the declaration sets a bound (an all-bool table, or one with every bound None, has none)
+    for f in features:
+        if f.kind != "bool" and f.minimum is not None:
+            bad[f"{f.name} below its minimum"] = {**valid, f.name: f.minimum - 1}
+            break
+        if f.kind != "bool" and f.maximum is not None:
+            bad[f"{f.name} above its maximum"] = {**valid, f.name: f.maximum + 1}
+            break
     requests = {name: (json.dumps(body).encode(), "application/json") for name, body in bad.items()}
     requests["body not JSON"] = (b"{not json", "application/json")
     requests["wrong content type"] = (json.dumps(valid).encode(), "text/plain")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Annotated, Any
 
 import numpy as np
@@ -12,7 +11,9 @@ from pydantic_core import from_json
 
 from .features import RECORD, Feature
 
-TYPES = {"float": float, "int": int, "bool": bool}
+# an "int" is a JSON number with no fractional part, 1000.0 included, as JSON Schema's "integer" says: validated as
+# a float that is a multiple of 1, so that the service accepts every value its own /openapi.json allows
+TYPES = {"float": float, "int": float, "bool": bool}
 SCHEMA = RECORD.title().replace(" ", "")  # the request schema's name in /openapi.json
 MAX_DETAILS = 20  # an error names at most this many problems, then counts the rest
 MAX_FIELD_CHARS = 100  # a field name echoed back is cut to this length
@@ -54,12 +55,11 @@ def row_model(features: tuple[Feature, ...]) -> type:
 
 
 def field(feature: Feature) -> Any:
-    """The pydantic field of one feature; a whole number without a bound still has to fit in a float."""
-    low, high = feature.minimum, feature.maximum
+    """The pydantic field of one feature: its range, and for an "int" a whole number, shown as an integer."""
     if feature.kind == "int":
-        largest = int(sys.float_info.max)
-        low, high = (-largest if low is None else low), (largest if high is None else high)
-    return Field(ge=low, le=high, description=feature.description)
+        whole = {"multiple_of": 1, "json_schema_extra": {"type": "integer"}}
+        return Field(ge=feature.minimum, le=feature.maximum, description=feature.description, **whole)
+    return Field(ge=feature.minimum, le=feature.maximum, description=feature.description)
 
 
 class Validator:
