@@ -1,16 +1,24 @@
 """Finish the generated project: a git repository with a first commit, and a word about the answers left to fix."""
 
 import json
+import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 INIT_GIT = "{{ cookiecutter.init_git }}" == "True"
+PRODUCTION_LOOP = "{{ cookiecutter.production_loop }}" == "True"
+# the production loop's files, removed whole from a hello-world project (the package name: see the JSON below)
+PRODUCTION_FILES = ["src/{package}/production", "tests/production", ".github/workflows/monitor.yml"]
+ENTRY_POINT = re.compile(r"\n# the production loop: [^\n]*\n\[project\.entry-points\.[^\n]*\n[^\n]*\n")
 # free text arrives as JSON in single-quoted raw strings (tojson escapes every quote), so any answer leaves this
 # file valid Python; the formatter must not turn them into double quotes, which the JSON itself starts with
 # fmt: off
 AUTHOR_NAME = r'{{ cookiecutter.author_name | tojson }}'
 AUTHOR_EMAIL = r'{{ cookiecutter.author_email | tojson }}'
 GITHUB_OWNER = r'{{ cookiecutter.github_owner | tojson }}'
+PACKAGE_NAME = r'{{ cookiecutter.package_name | tojson }}'
 # fmt: on
 PLACEHOLDER_OWNER = "your-github-user"  # cookiecutter.json's default
 # the first commit is the template's; later commits carry the user's own git identity
@@ -20,6 +28,18 @@ TEMPLATE_IDENTITY = ("-c", "user.name=cookiecutter-ml-cd", "-c", "user.email=coo
 def answer(rendered):
     """The text of a rendered answer constant (one line, spaces collapsed, as git wants an identity)."""
     return " ".join(str(json.loads(rendered)).split())
+
+
+def remove_production_loop():
+    """Leave the hello world: remove the production loop's files and its entry point in pyproject.toml."""
+    for name in PRODUCTION_FILES:
+        path = Path(name.format(package=json.loads(PACKAGE_NAME)))
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    pyproject = Path("pyproject.toml")
+    text, found = ENTRY_POINT.subn("", pyproject.read_text())
+    if found != 1:
+        raise SystemExit("ERROR: pyproject.toml has no production entry point to remove; the template is broken")
+    pyproject.write_text(text)
 
 
 def git(*args):
@@ -62,6 +82,8 @@ def warn_about_placeholder_owner(owner):
 
 def main():
     """Run the chosen finishing steps."""
+    if not PRODUCTION_LOOP:
+        remove_production_loop()
     if INIT_GIT:
         try:
             init_git_repository()

@@ -3,24 +3,20 @@
 import csv
 import dataclasses
 import json
+import os
 import shutil
 import threading
-import uuid
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.serving import make_server
 
 from {{ cookiecutter.package_name }} import sources
 from {{ cookiecutter.package_name }}.config import SOURCES, TABLE, GateSettings, Settings, load_settings
 from {{ cookiecutter.package_name }}.data import Dataset, read_csv
 from {{ cookiecutter.package_name }}.features import FEATURES, LABEL, Feature
-from {{ cookiecutter.package_name }}.feedback import label_record, prediction_record, write_jsonl
-from {{ cookiecutter.package_name }}.metrics import PREFIX
 from {{ cookiecutter.package_name }}.registry import Registry
 
 # train and create_app are imported in the fixtures that use them: pytest-xdist's controller process loads this file
@@ -207,44 +203,6 @@ def own_model_dir(tmp_path_factory, own_features) -> Path:
 
 
 @pytest.fixture
-def metric():
-    """Read one sample of a test client's /metrics, parsed by prometheus-client's own parser (None when absent)."""
-
-    def read(client, name: str, **labels: str) -> float | None:
-        text = client.get("/metrics").get_data(as_text=True)
-        samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
-        return next((s.value for s in samples if s.name == f"{PREFIX}_{name}" and s.labels == labels), None)
-
-    return read
-
-
-@pytest.fixture
-def write_live(tmp_path, valid_row):
-    """Log scored rows as the service does and their labels as feedback does; return the two folders."""
-    predictions, feedback = tmp_path / "predictions", tmp_path / "feedback"
-
-    def write(version, y, score, *, shadow=None, shadow_score=None, X=None, labelled=datetime(2026, 1, 7)):
-        batch = uuid.uuid4().hex[:8]
-        cast = {"float": float, "int": int, "bool": bool}
-        rows = [
-            valid_row if X is None else {f.name: cast[f.kind](v) for f, v in zip(FEATURES, X[i], strict=True)}
-            for i in range(len(y))
-        ]
-        now = datetime.now(timezone.utc)
-        shadow_scores = [None] * len(y) if shadow is None else [float(s) for s in shadow_score]
-        records = [
-            prediction_record(batch, i, now, version, rows[i], float(score[i]), shadow, shadow_scores[i])
-            for i in range(len(y))
-        ]
-        write_jsonl(predictions / f"{batch}.jsonl", records)
-        arrived = labelled if labelled.tzinfo else labelled.replace(tzinfo=timezone.utc)
-        write_jsonl(feedback / f"{batch}.jsonl", [label_record(batch, i, int(y[i]), arrived) for i in range(len(y))])
-        return predictions, feedback
-
-    return write
-
-
-@pytest.fixture
 def serve():
     """Serve a Flask app on a free 127.0.0.1 port in a thread; return a function giving its base URL."""
     servers = []
@@ -259,3 +217,26 @@ def serve():
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, configured, data_table):
+    """An empty project folder as the working directory: the configured data source kept small, a fixed gate."""
+    (tmp_path / "pyproject.toml").write_text(
+        f"[tool.{TABLE}]\ntrain_rows = {configured.train_rows}\nholdout_rows = {configured.holdout_rows}\n"
+        f"[tool.{TABLE}.gate]\nmin_auc = 0.8\nmax_auc_drop = 0.01\n{data_table}"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MODEL_REGISTRY", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def exec_calls(monkeypatch):
+    """Record the command `serve` would replace the process with, and the environment it would pass on."""
+    calls = []
+    monkeypatch.setattr("os.execv", lambda path, command: calls.append((command, dict(os.environ))))
+    for name in ("MODEL_REGISTRY", "MODEL_STAGE", "PREDICTION_LOG", "MODEL_SHADOW"):  # `serve` sets them here
+        monkeypatch.setenv(name, "")  # so that the test's end restores each one, or its absence
+        monkeypatch.delenv(name)
+    return calls

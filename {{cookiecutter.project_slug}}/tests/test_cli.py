@@ -2,13 +2,11 @@
 
 import csv
 import json
-import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }} import artifact
@@ -16,6 +14,8 @@ from {{ cookiecutter.package_name }}.cli import PROG, main
 from {{ cookiecutter.package_name }}.config import TABLE
 from {{ cookiecutter.package_name }}.data import read_csv
 from {{ cookiecutter.package_name }}.features import LABEL
+
+from cli_run import exits, run
 
 SUBCOMMANDS = [
     "data",
@@ -30,41 +30,10 @@ SUBCOMMANDS = [
     "models",
     "diff",
     "monitor",
-    "guard",
-    "simulate",
     "serve",
     "smoke-test",
     "pipeline",
-    "reproduce",
-    "bisect",
 ]
-
-
-@pytest.fixture
-def project(tmp_path, monkeypatch, configured, data_table):
-    """An empty project folder as the working directory: the configured data source kept small, a fixed gate."""
-    (tmp_path / "pyproject.toml").write_text(
-        f"[tool.{TABLE}]\ntrain_rows = {configured.train_rows}\nholdout_rows = {configured.holdout_rows}\n"
-        f"[tool.{TABLE}.gate]\nmin_auc = 0.8\nmax_auc_drop = 0.01\n{data_table}"
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MODEL_REGISTRY", raising=False)
-    return tmp_path
-
-
-def run(capsys, *args):
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def exits(capsys, *args):
-    """Run the CLI where argparse exits; return (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 def test_help_lists_every_subcommand(capsys):
@@ -96,9 +65,6 @@ def test_every_subcommand_has_its_own_help(capsys, name):
         ["smoke-test", "notaurl", "--version", "v1"],
         ["smoke-test", "http://127.0.0.1:99999", "--version", "v1"],
         ["smoke-test", "http://127.0.0.1:8080", "--version", "v1", "--wait", "-5"],
-        ["simulate", "notaurl"],
-        ["simulate", "http://127.0.0.1:8080", "--batch", "5000"],
-        ["guard", "--min-rows", "5"],
         ["pipeline", "--skip-tests", "--all-tests"],
     ],
     ids=[
@@ -114,9 +80,6 @@ def test_every_subcommand_has_its_own_help(capsys, name):
         "not a URL",
         "URL port out of range",
         "negative wait",
-        "simulate not a URL",
-        "simulate batch over the maximum",
-        "guard too few rows",
         "pipeline skip and all tests",
     ],
 )
@@ -279,7 +242,7 @@ def test_monitor_exits_1_when_a_retrain_is_due(project, model_dir, data_files, t
     assert code == 2 and err == f"{PROG}: error: no production model to monitor; run the pipeline first\n"
     assert run(capsys, "register", str(model_dir))[0] == 0
     assert run(capsys, "promote", model_dir.name)[0] == 0
-    code, out, _ = run(capsys, "monitor")  # live: nothing logged yet
+    code, out, _ = run(capsys, "monitor", "--data", str(data_files[1]))  # the holdout it was deployed with
     assert (code, out.splitlines()[-2:]) == (0, ["OK: no retrain needed", "report: monitor/report.md"])
     # labels that turned against the model: its AUC falls far below what it had at deploy time
     flipped = write_holdout(data_files, tmp_path / "flipped.csv", relabel=lambda label: str(1 - int(float(label))))
@@ -288,27 +251,12 @@ def test_monitor_exits_1_when_a_retrain_is_due(project, model_dir, data_files, t
     assert json.loads((project / "monitor" / "monitor.json").read_text())["retrain_advised"] is True
 
 
-@pytest.mark.slow
-def test_guard_waits_then_reports_then_makes_a_rollback(project, model_dir, second_model_dir, write_live, capsys):
-    for version in (model_dir, second_model_dir):
-        assert run(capsys, "register", str(version))[0] == 0
-        assert run(capsys, "promote", version.name)[0] == 0
-    code, out, _ = run(capsys, "guard")
-    assert (code, out.splitlines()[0]) == (3, "## Guard: WAITING")
-    rng = np.random.default_rng(0)
-    y = rng.random(2_000) < 0.1
-    replaced_scores = np.clip(0.5 * y + 0.5 * rng.random(2_000), 0, 1)
-    write_live(second_model_dir.name, y, rng.random(2_000), shadow=model_dir.name, shadow_score=replaced_scores)
-    code, out, _ = run(capsys, "guard", "--min-rows", "1000", "--no-rollback")
-    assert (code, out.splitlines()[0]) == (1, "## Guard: ROLLBACK NEEDED")
-    assert (project / "registry" / "stages" / "production").read_text() == f"{second_model_dir.name}\n"
-    code, out, _ = run(capsys, "guard", "--min-rows", "1000", "--out", "evidence")
-    assert (code, out.splitlines()[0]) == (1, "## Guard: ROLLED BACK")
-    assert json.loads((project / "evidence" / "guard.json").read_text())["decision"] == "rollback"
-    last = run(capsys, "history")[1].splitlines()[-1]
-    assert f"rollback production {second_model_dir.name} -> {model_dir.name}" in last and "guard: on 2000 live" in last
-    code, out, _ = run(capsys, "guard")
-    assert (code, out.splitlines()[0]) == (0, "## Guard: NOTHING TO GUARD")
+def test_monitor_without_a_week_or_data_says_what_it_needs(project, monkeypatch, capsys):
+    monkeypatch.setattr("{{ cookiecutter.package_name }}.cli.layers", list)  # the hello world's command line, whichever layers are added
+    code, out, err = run(capsys, "monitor")
+    assert (code, out) == (2, "")
+    needs = "monitor needs --week N (a week of the synthetic example) or --data CSV (labelled rows)"
+    assert err == f"{PROG}: error: {needs}\n"
 
 
 def test_smoke_test_of_a_service_that_never_answers_fails_with_one_line(project, capsys):
@@ -338,31 +286,11 @@ def test_pipeline_flags_reach_the_run(project, monkeypatch, capsys, flags, expec
     assert (pipeline_run.run_tests, pipeline_run.all_tests, pipeline_run.library_upgrade) == expected
 
 
-@pytest.fixture
-def exec_calls(monkeypatch):
-    """Record the command `serve` would replace the process with, and the environment it would pass on."""
-    calls = []
-    monkeypatch.setattr("os.execv", lambda path, command: calls.append((command, dict(os.environ))))
-    for name in ("MODEL_REGISTRY", "MODEL_STAGE", "PREDICTION_LOG", "MODEL_SHADOW"):  # `serve` sets them here
-        monkeypatch.setenv(name, "")  # so that the test's end restores each one, or its absence
-        monkeypatch.delenv(name)
-    return calls
-
-
-def test_serve_logs_production_predictions_into_the_configured_folder(project, exec_calls, monkeypatch):
-    (project / "pyproject.toml").write_text(f'[tool.{TABLE}]\npredictions = "live/predictions"\n')
-    assert main(["serve", "--shadow", "previous"]) == 0
+def test_serve_runs_gunicorn_on_the_chosen_stage_of_the_registry(project, exec_calls):
+    assert main(["serve", "--stage", "staging", "--port", "8081"]) == 0
     ((command, environment),) = exec_calls
-    assert "gunicorn" in command
-    assert (environment["PREDICTION_LOG"], environment["MODEL_SHADOW"]) == ("live/predictions", "previous")
-    monkeypatch.setenv("PREDICTION_LOG", "stdout")
-    main(["serve"])
-    assert exec_calls[-1][1]["PREDICTION_LOG"] == "stdout"  # the environment wins over pyproject.toml
-
-
-def test_a_staging_service_logs_nothing_unless_asked(project, exec_calls):
-    assert main(["serve", "--stage", "staging"]) == 0
-    assert "PREDICTION_LOG" not in exec_calls[0][1] and "MODEL_SHADOW" not in exec_calls[0][1]
+    assert "gunicorn" in command and "127.0.0.1:8081" in command
+    assert (environment["MODEL_REGISTRY"], environment["MODEL_STAGE"]) == ("registry", "staging")
 
 
 @pytest.fixture

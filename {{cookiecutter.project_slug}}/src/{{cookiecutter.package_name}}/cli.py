@@ -1,4 +1,4 @@
-"""The command line: a table of subcommands; their handlers live in the cli_<concern> modules beside this one."""
+"""The command line of the project: one subcommand per stage of training, gating, deploying and monitoring a model."""
 
 from __future__ import annotations
 
@@ -7,12 +7,9 @@ import sys
 from urllib.parse import urlsplit
 
 from .cli_data import cmd_data, cmd_declare, cmd_train, requested_week
-from .cli_deploy import cmd_evaluate, cmd_gate, cmd_pipeline, cmd_serve, cmd_smoke_test
-from .cli_production import cmd_guard, cmd_monitor, cmd_simulate
+from .cli_deploy import cmd_evaluate, cmd_gate, cmd_monitor, cmd_pipeline, cmd_serve, cmd_smoke_test
 from .cli_registry import cmd_diff, cmd_history, cmd_models, cmd_promote, cmd_register, cmd_rollback
-from .cli_reproduce import add_arguments as reproduce_arguments
-from .cli_reproduce import cmd_bisect, cmd_reproduce
-from .config import PROG, load_settings
+from .config import PROG, layers, load_settings
 
 
 class Parser(argparse.ArgumentParser):
@@ -50,8 +47,11 @@ def http_url(text: str) -> str:
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Every subcommand with its flags; flags that several subcommands share come from small parent parsers."""
+def build_parser(extensions: list | None = None) -> argparse.ArgumentParser:
+    """Every subcommand with its flags; flags that several subcommands share come from small parent parsers.
+
+    ``extensions`` (default: the installed layers, such as the production loop) add their own commands and flags.
+    """
     parser = Parser(prog=PROG, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
@@ -67,12 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--library-upgrade", action="store_true", help="production is from another scikit-learn: floor alone decides"
     )
 
+    parsers: dict[str, argparse.ArgumentParser] = {}
+
     def add(function, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
         name = function.__name__.removeprefix("cmd_").replace("_", "-")
         # argparse %-formats help strings: a docstring's "95%" would crash --help
         help_text = function.__doc__.replace("%", "%%")
         command = commands.add_parser(name, parents=parents, help=help_text, description=function.__doc__)
         command.set_defaults(function=function)
+        parsers[name] = command
         return command
 
     add(cmd_data, week)
@@ -102,29 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     diff = add(cmd_diff)
     diff.add_argument("a", help="older version or folder")
     diff.add_argument("b", help="newer version or folder")
-    predictions = shared("--predictions", help="the prediction log folder (default: predictions in pyproject.toml)")
-    feedback = shared("--feedback", help="the feedback folder (default: feedback in pyproject.toml)")
-    monitor = add(cmd_monitor, data, predictions, feedback)
-    monitor.add_argument("--week", type=int, help="score production on week N's holdout instead of live labels")
+    monitor = add(cmd_monitor, data)
+    monitor.add_argument("--week", type=int, help="score production on week N's holdout of the synthetic example")
     monitor.add_argument("--out", default="monitor", help="where to write monitor.json, report.md, trend.png")
-    guard = add(cmd_guard, predictions, feedback)
-    guard.add_argument("--min-rows", type=number(int, 100, 10**9), help="labelled rows to wait for (default: settings)")
-    guard.add_argument("--no-rollback", action="store_true", help="report a rollback (exit 1) but do not make it")
-    guard.add_argument("--out", default="guard", help="where to write guard.json and report.md (default: guard)")
-    simulate = add(cmd_simulate, week)
-    simulate.add_argument("url", type=http_url, help="base URL of the running service, e.g. http://127.0.0.1:8000")
-    simulate.add_argument("--rows", type=number(int, 100, 10**6), default=20_000, help="rows to send (20000)")
-    simulate.add_argument("--batch", type=number(int, 1, 1_000), default=500, help="rows per request (up to 1,000)")
-    simulate.add_argument("--label-delay", type=number(float, 0, 3600), default=0, help="seconds before the labels")
-    simulate.add_argument("--log-predictions", action="store_true", help="write the prediction log from the answers")
     serve = add(cmd_serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=number(int, 1, 65535), default=8000)
     serve.add_argument("--stage", choices=["staging", "production"], default="production")
     serve.add_argument("--workers", type=number(int, 1, 256), help="default: WEB_CONCURRENCY, else 2")
-    serve.add_argument(
-        "--shadow", choices=["staging", "previous"], help="also score each row with this model, for the log only"
-    )
     smoke = add(cmd_smoke_test, week, data)
     smoke.add_argument("url", type=http_url, help="base URL of the running service, e.g. http://127.0.0.1:8080")
     smoke.add_argument("--version", required=True, help="model version the service must answer with")
@@ -136,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline_command.add_argument(
         "-v", "--verbose", action="store_true", help="show every stage's full output (always in logs/pipeline-*.log)"
     )
-    reproduce_arguments(add(cmd_reproduce), add(cmd_bisect, week))
+    shared_flags = {"week": week, "data": data, "number": number, "http_url": http_url}
+    for layer in layers() if extensions is None else extensions:
+        layer.extend_cli(parsers, add, shared_flags)
     return parser
 
 

@@ -58,13 +58,36 @@ def cmd_gate(settings: Settings, args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
+    """Production's AUC on week N's holdout (or --data CSV) against its deploy-time AUC, and drift; 1: retrain."""
+    from . import monitor, sources
+
+    if args.week is None and args.data is None:
+        live = getattr(args, "live_monitor", None)  # the production loop's: every week of live labelled rows
+        if live is None:
+            raise ValueError("monitor needs --week N (a week of the synthetic example) or --data CSV (labelled rows)")
+        return live(settings, args)
+    registry = Registry(settings.registry)
+    production = registry.current("production")
+    if production is None:
+        raise RegistryError("no production model to monitor; run the pipeline first")
+    if args.data:
+        data, period = Path(args.data), Path(args.data).name
+    else:
+        files = sources.prepare(settings, args.week)
+        data, period = files.holdout, files.description
+    report = monitor.offline_report(registry.folder(production), period, data, settings)
+    print("\n".join(report.lines()))
+    print(f"report: {monitor.write_outputs(report, Path(args.out))}")
+    return 1 if report.alerts else 0
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Run the service under gunicorn (replaces this process)."""
     os.environ.update(MODEL_REGISTRY=str(settings.registry), MODEL_STAGE=args.stage)
-    if args.stage == "production":  # a staging service (the pipeline's smoke test) logs only when asked to
-        os.environ.setdefault("PREDICTION_LOG", str(settings.predictions))
-    if args.shadow:
-        os.environ["MODEL_SHADOW"] = args.shadow
+    layer_environment = getattr(args, "layer_environment", None)  # the production loop's log and shadow
+    if layer_environment:
+        os.environ.update(layer_environment(settings, args))
     package = __package__
     command = [sys.executable, "-m", "gunicorn", "--config", f"python:{package}.gunicorn_conf"]
     command += ["--bind", f"{args.host}:{args.port}", f"{package}.service:create_app()"]

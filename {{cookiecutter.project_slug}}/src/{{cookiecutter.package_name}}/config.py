@@ -132,3 +132,13 @@ def _check_source(data: DataSettings, given: set[str]) -> None:
     for key in sorted(NEEDS_A_FILE & set(uses)):
         if getattr(data, key) == Path():
             raise ConfigError(f'{where} source = "{data.source}" needs {key} = "<a CSV file>"')
+
+
+def layers() -> list:
+    """The layers installed on the hello world, such as the production loop; none in a hello-world project.
+
+    They are the modules that the package's entry points of the group `{{ cookiecutter.package_name }}.layers` name, in pyproject.toml.
+    """
+    from importlib.metadata import entry_points
+
+    return [entry_point.load() for entry_point in entry_points(group=f"{TABLE}.layers")]

@@ -1,4 +1,4 @@
-"""Production monitoring: live AUC per model version and week against its deploy-time AUC, and input drift."""
+"""Monitoring: a model's AUC on later labelled data against its deploy-time AUC, and input drift."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from .config import Settings
 from .data import read_csv
 from .evaluate import AucEstimate, auc_estimate, population_stability
 from .features import FEATURES, Feature
-from .feedback import Labelled
-from .registry import Registry, RegistryError
 
 # below this many rows a week's PSI is mostly sampling noise (about (bins - 1) / rows = 0.02 at 500), not drift
 MIN_DRIFT_ROWS = 500
@@ -144,26 +142,6 @@ class MonitorReport:
             "notes": self.notes,
             "checks": [asdict(c) for c in self.checks],
         }
-
-
-def live_report(
-    registry: Registry, labelled: Labelled, settings: Settings, features: tuple[Feature, ...] = FEATURES
-) -> MonitorReport:
-    """Check every model version on every week of labelled live rows it scored."""
-    notes = [labelled.summary()]
-    checks = []
-    for version in sorted(set(labelled.model_version)):
-        rows = labelled.select(labelled.model_version == version)
-        try:
-            deployed = Deployed.of(registry.folder(version))
-        except (artifact.ArtifactError, RegistryError) as error:
-            notes.append(f"left out {len(rows)} rows of {version}: {error}")
-            continue
-        for week in sorted(set(rows.week)):
-            batch = rows.select(rows.week == week)
-            checks.append(check(deployed, week, batch.y, batch.score, batch.X, settings, features))
-    checks.sort(key=lambda c: (c.period, c.version))
-    return MonitorReport(registry.current("production"), checks, notes)
 
 
 def offline_report(folder: Path, period: str, data_csv: Path, settings: Settings) -> MonitorReport:

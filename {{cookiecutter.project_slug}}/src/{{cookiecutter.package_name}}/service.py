@@ -14,7 +14,8 @@ import numpy as np
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import artifact, predictions
+from . import artifact
+from .config import layers
 from .features import FEATURES, TARGET
 from .registry import Registry
 from .validation import Refused, Validator, max_body_bytes, openapi_document
@@ -150,7 +151,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.logger,
     )
     app.extensions["model_slot"] = slot
-    live = predictions.attach(app, slot)  # X-Request-ID, the prediction log, the shadow model and /metrics
+    # a layer on the hello world (the production loop) adds X-Request-ID, the prediction log, a shadow, /metrics
+    recorders = [layer.install(app, slot) for layer in layers()]
     slot.get()
 
     @app.get("/health")
@@ -187,7 +189,8 @@ def create_app(test_config: dict | None = None) -> Flask:
             probabilities = serving.score(rows, batch).round(6).tolist()
         except Refused as refused:
             return error(refused.status, refused.message, refused.details)
-        live.record(serving.model, serving.names, rows, probabilities)
+        for recorder in recorders:
+            recorder.record(serving.model, serving.names, rows, probabilities)
         response = jsonify(
             model_version=serving.model.version,
             **{ANSWER: probabilities if batch else probabilities[0]},
@@ -200,7 +203,12 @@ def create_app(test_config: dict | None = None) -> Flask:
         """The OpenAPI document of this service, generated from the feature list."""
         serving = slot.get()
         schema = serving.validator.one.json_schema() if serving else {"type": "object"}
-        return openapi_document(schema, app.config["MAX_BATCH"], ANSWER, "{{ cookiecutter.project_slug }}")
+        gets = {
+            rule.rule: app.view_functions[rule.endpoint].__doc__ or ""
+            for rule in app.url_map.iter_rules()
+            if "GET" in rule.methods and rule.endpoint not in ("openapi", "static")
+        }  # the routes this app has: a layer may add its own
+        return openapi_document(schema, app.config["MAX_BATCH"], ANSWER, "{{ cookiecutter.project_slug }}", gets)
 
     @app.errorhandler(HTTPException)
     def http_error(exception: HTTPException):

@@ -178,8 +178,11 @@ def failing_rows(score, X: np.ndarray, limit: int = MAX_DETAILS) -> list[int]:
     return found
 
 
-def openapi_document(row: dict, max_batch: int, answer: str, title: str) -> dict:
-    """An OpenAPI 3.1 document for the service's endpoints, with ``row`` as the request schema."""
+def openapi_document(row: dict, max_batch: int, answer: str, title: str, gets: dict[str, str]) -> dict:
+    """An OpenAPI 3.1 document for the service's endpoints, with ``row`` as the request schema.
+
+    ``gets`` maps each GET path to its view's docstring, used where _GETS has no shorter description.
+    """
     ref = {"$ref": f"#/components/schemas/{SCHEMA}"}
     body = {"oneOf": [ref, {"type": "array", "items": ref, "minItems": 1, "maxItems": max_batch}]}
     errors = {str(code): {"description": text} for code, text in _ERRORS.items()}
@@ -193,7 +196,10 @@ def openapi_document(row: dict, max_batch: int, answer: str, title: str) -> dict
                     "responses": {"200": {"description": f"{answer} per row and the model version"}, **errors},
                 }
             },
-            **{path: {"get": {"responses": {"200": {"description": text}}}} for path, text in _GETS.items()},
+            **{
+                path: {"get": {"responses": {"200": {"description": _GETS.get(path, doc.strip().rstrip("."))}}}}
+                for path, doc in sorted(gets.items())
+            },
         },
         "components": {"schemas": {SCHEMA: row}},
     }
@@ -210,5 +216,4 @@ _GETS = {
     "/health": "alive",
     "/ready": "a verified model is loaded",
     "/version": "model lineage",
-    "/metrics": "Prometheus metrics",
 }

@@ -5,7 +5,7 @@ import json
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from {{ cookiecutter.package_name }}.metrics import PREFIX
+from {{ cookiecutter.package_name }}.production.metrics import PREFIX
 from {{ cookiecutter.package_name }}.service import ANSWER
 
 

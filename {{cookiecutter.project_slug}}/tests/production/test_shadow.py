@@ -8,7 +8,7 @@ import pytest
 
 from {{ cookiecutter.package_name }} import artifact
 from {{ cookiecutter.package_name }}.features import feature_names
-from {{ cookiecutter.package_name }}.predictions import read_records
+from {{ cookiecutter.package_name }}.production.predictions import read_records
 from {{ cookiecutter.package_name }}.registry import Registry
 from {{ cookiecutter.package_name }}.service import ANSWER, create_app
 from {{ cookiecutter.package_name }}.train import train

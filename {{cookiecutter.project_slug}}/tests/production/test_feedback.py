@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }}.features import FEATURES
-from {{ cookiecutter.package_name }}.feedback import (
+from {{ cookiecutter.package_name }}.production.feedback import (
     FeedbackError,
     iso_week,
     join,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }} import artifact
-from {{ cookiecutter.package_name }}.feedback import load
-from {{ cookiecutter.package_name }}.guard import act, decide, run_guard
+from {{ cookiecutter.package_name }}.production.feedback import load
+from {{ cookiecutter.package_name }}.production.guard import act, decide, run_guard
 from {{ cookiecutter.package_name }}.registry import Registry
 
 ROWS = 4_000

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from . import artifact
-from .registry import Registry, RegistryError
+from .. import artifact
+from ..registry import Registry, RegistryError
 
 CHOICES = ("staging", "previous")  # the staging model, or the production version the current one replaced
 

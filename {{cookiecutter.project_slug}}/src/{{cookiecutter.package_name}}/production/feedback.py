@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import FEATURES, Feature
+from ..features import FEATURES, Feature
 
 
 class FeedbackError(ValueError):

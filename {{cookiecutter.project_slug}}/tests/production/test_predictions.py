@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from {{ cookiecutter.package_name }} import predictions
-from {{ cookiecutter.package_name }}.predictions import read_records
+from {{ cookiecutter.package_name }}.production import predictions
+from {{ cookiecutter.package_name }}.production.predictions import read_records
 from {{ cookiecutter.package_name }}.service import ANSWER, create_app
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")

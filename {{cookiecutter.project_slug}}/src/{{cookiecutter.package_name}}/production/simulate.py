@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from . import artifact
-from .features import FEATURES, Feature
+from .. import artifact
+from ..features import FEATURES, Feature
+from ..registry import Registry, RegistryError
+from ..service import ANSWER
 from .feedback import label_record, prediction_record, write_jsonl
-from .registry import Registry, RegistryError
-from .service import ANSWER
 
 LIVE_SEED_OFFSET = 30_000  # live traffic is neither the training sample (seed) nor the holdout (seed + 10,000)
 CALENDAR_YEAR = 2026  # the simulated calendar: week N's labels arrive in ISO week N of 2026 (week 0: the week before)
@@ -124,7 +124,7 @@ def simulate(
     say=print,
 ) -> Path:
     """Replay ``rows`` synthetic transactions of ``week``, wait ``label_delay`` seconds, write their labels."""
-    from .synthetic import synthetic_transactions  # the example's generator: the one import of it here
+    from ..synthetic import synthetic_transactions  # the example's generator: the one import of it here
 
     data = synthetic_transactions(rows, week, seed + LIVE_SEED_OFFSET)
     run = uuid.uuid4().hex[:8]

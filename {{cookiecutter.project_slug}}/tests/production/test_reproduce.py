@@ -9,7 +9,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.cli import PROG, main
 from {{ cookiecutter.package_name }}.data import sha256_of
-from {{ cookiecutter.package_name }}.reproduce import ReproduceError, differences, find_data, reproduce
+from {{ cookiecutter.package_name }}.production.reproduce import ReproduceError, differences, find_data, reproduce
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import GateSettings
-from .data import read_csv
-from .evaluate import auc_estimate, compare_aucs
-from .gate import decide
+from ..config import GateSettings
+from ..data import read_csv
+from ..evaluate import auc_estimate, compare_aucs
+from ..gate import decide
 from .reproduce import ReproduceError, commit_of, environment, git, scores, train_at, worktree
 
 SKIP, GOOD, BAD = 125, 0, 1  # the exit codes `git bisect run` reads

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifact
-from .data import sha256_of
+from .. import artifact
+from ..data import sha256_of
 
 LOCK = "uv.lock"
 # scores a model folder with nothing but numpy and skops, so a model of any commit can be scored in that commit's

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import GateSettings
-from .evaluate import AucComparison, compare_aucs
+from ..config import GateSettings
+from ..evaluate import AucComparison, compare_aucs
+from ..registry import Registry
 from .feedback import Labelled
-from .registry import Registry
 
 # 0: production confirmed (or nothing to guard); 1: rolled back (or, with act=False, must be); 3: waiting for labels
 EXIT_CODES = {"confirm": 0, "idle": 0, "rollback": 1, "wait": 3}
