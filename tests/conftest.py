@@ -28,6 +28,7 @@ SUPPORTED = [
     pytest.param({}, id="default"),
     *[pytest.param({"python_version": v}, id=f"python-{v}") for v in DEFAULTS["python_version"][1:]],
     pytest.param({"init_git": False}, id="no-git"),
+    pytest.param({"production_loop": True}, id="production-loop"),
     pytest.param({"project_name": "Card Guard", "min_auc": "0.9", "max_auc_drop": "0"}, id="other-name-and-gate"),
     pytest.param(
         {"description": HOSTILE_TEXT, "author_name": HOSTILE_TEXT, "author_email": "o'brien@example.com"},
@@ -68,7 +69,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
     if config.getoption("dist") != "load":  # another --dist asked for by name: xdist's own scheduler
         return None
-    checked = {path.name for path in Path(__file__).parent.glob("test_*.py") if "checked_project" in path.read_text()}
+    checked = {path.name for path in Path(__file__).parent.glob("test_*.py") if "checked_" in path.read_text()}
 
     class ByModule(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
@@ -105,6 +106,22 @@ def default_project(cookies_session) -> Path:
     result = cookies_session.bake()
     assert result.exit_code == 0, result.exception
     return Path(result.project_path)
+
+
+@pytest.fixture(scope="session")
+def production_project(cookies_session) -> Path:
+    """A bake with the production loop (`production_loop=true`), made once per session."""
+    result = cookies_session.bake(extra_context={"production_loop": True})
+    assert result.exit_code == 0, result.exception
+    return Path(result.project_path)
+
+
+@pytest.fixture(scope="session")
+def checked_production_project(production_project: Path) -> Path:
+    """The production-loop bake after its own `tox -e lint,test` passed; its test env holds the installed CLI."""
+    result = run([sys.executable, "-m", "tox", "-e", "lint,test"], production_project)
+    assert result.returncode == 0, result.stdout[-5_000:] + result.stderr[-2_000:]
+    return production_project
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-# the generated project's files for the default answers, package folder spelled PACKAGE
+# the generated project's files for the default answers (the hello world), package folder spelled PACKAGE
 EXPECTED_FILES = [
     ".dockerignore",
     ".github/dependabot.yml",
@@ -27,7 +27,6 @@ EXPECTED_FILES = [
     ".github/scripts/registry-branch.sh",
     ".github/workflows/cd.yml",
     ".github/workflows/ci.yml",
-    ".github/workflows/monitor.yml",
     ".github/workflows/retrain.yml",
     ".github/workflows/rollback.yml",
     ".gitignore",
@@ -39,37 +38,28 @@ EXPECTED_FILES = [
     "src/PACKAGE/__init__.py",
     "src/PACKAGE/__main__.py",
     "src/PACKAGE/artifact.py",
-    "src/PACKAGE/bisect.py",
     "src/PACKAGE/cli.py",
     "src/PACKAGE/cli_data.py",
     "src/PACKAGE/cli_deploy.py",
-    "src/PACKAGE/cli_production.py",
     "src/PACKAGE/cli_registry.py",
-    "src/PACKAGE/cli_reproduce.py",
     "src/PACKAGE/config.py",
     "src/PACKAGE/console.py",
     "src/PACKAGE/data.py",
     "src/PACKAGE/declare.py",
     "src/PACKAGE/evaluate.py",
     "src/PACKAGE/features.py",
-    "src/PACKAGE/feedback.py",
     "src/PACKAGE/gate.py",
-    "src/PACKAGE/guard.py",
     "src/PACKAGE/gunicorn_conf.py",
-    "src/PACKAGE/metrics.py",
     "src/PACKAGE/monitor.py",
     "src/PACKAGE/pipeline.py",
-    "src/PACKAGE/predictions.py",
     "src/PACKAGE/registry.py",
-    "src/PACKAGE/reproduce.py",
     "src/PACKAGE/service.py",
-    "src/PACKAGE/shadow.py",
-    "src/PACKAGE/simulate.py",
     "src/PACKAGE/sources.py",
     "src/PACKAGE/synthetic.py",
     "src/PACKAGE/train.py",
     "src/PACKAGE/trust.py",
     "src/PACKAGE/validation.py",
+    "tests/cli_run.py",
     "tests/conftest.py",
     "tests/tampering.py",
     "tests/test_artifact.py",
@@ -80,25 +70,45 @@ EXPECTED_FILES = [
     "tests/test_declare.py",
     "tests/test_evaluate.py",
     "tests/test_features.py",
-    "tests/test_feedback.py",
     "tests/test_fuzz.py",
     "tests/test_gate.py",
-    "tests/test_guard.py",
-    "tests/test_metrics.py",
     "tests/test_monitor.py",
     "tests/test_pipeline.py",
-    "tests/test_predictions.py",
     "tests/test_registry.py",
-    "tests/test_reproduce.py",
     "tests/test_security.py",
     "tests/test_server.py",
     "tests/test_service.py",
-    "tests/test_shadow.py",
     "tests/test_sources.py",
     "tests/test_synthetic.py",
     "tests/test_train.py",
     "tox.ini",
     "uv.lock",
+]
+# what production_loop=true adds: the layer's package and tests, and monitor.yml
+PRODUCTION_FILES = [
+    ".github/workflows/monitor.yml",
+    "src/PACKAGE/production/__init__.py",
+    "src/PACKAGE/production/bisect.py",
+    "src/PACKAGE/production/cli.py",
+    "src/PACKAGE/production/feedback.py",
+    "src/PACKAGE/production/guard.py",
+    "src/PACKAGE/production/live.py",
+    "src/PACKAGE/production/metrics.py",
+    "src/PACKAGE/production/multiprocess.py",
+    "src/PACKAGE/production/predictions.py",
+    "src/PACKAGE/production/reproduce.py",
+    "src/PACKAGE/production/shadow.py",
+    "src/PACKAGE/production/simulate.py",
+    "tests/production/conftest.py",
+    "tests/production/test_feedback.py",
+    "tests/production/test_guard.py",
+    "tests/production/test_live.py",
+    "tests/production/test_metrics.py",
+    "tests/production/test_predictions.py",
+    "tests/production/test_production_cli.py",
+    "tests/production/test_reproduce.py",
+    "tests/production/test_shadow.py",
+    "tests/production/test_simulate.py",
 ]
 
 UNRENDERED = re.compile(r"{{|{%|cookiecutter\.")
@@ -122,7 +132,8 @@ def baked(request, cookies):
 def test_scenario_bakes_the_exact_file_set(baked):
     answers, project = baked
     package = project.name.replace("-", "_")
-    expected = {name.replace("PACKAGE", package) for name in EXPECTED_FILES}
+    names = EXPECTED_FILES + (PRODUCTION_FILES if answers.get("production_loop") else [])
+    expected = {name.replace("PACKAGE", package) for name in names}
     assert project_files(project) == expected
 
 
@@ -133,9 +144,10 @@ def test_scenario_leaves_no_unrendered_jinja(baked):
 
 
 def test_workflows_are_copied_verbatim_with_their_github_expressions(baked):
-    _, project = baked
+    answers, project = baked
     workflows = sorted((project / VERBATIM).glob("*.yml"))
-    assert [w.name for w in workflows] == ["cd.yml", "ci.yml", "monitor.yml", "retrain.yml", "rollback.yml"]
+    expected = ["cd.yml", "ci.yml", *(["monitor.yml"] if answers.get("production_loop") else []), "retrain.yml"]
+    assert [w.name for w in workflows] == [*expected, "rollback.yml"]
     for workflow in workflows:
         assert workflow.read_text() == (ROOT / "{{cookiecutter.project_slug}}" / VERBATIM / workflow.name).read_text()
 

@@ -102,6 +102,10 @@ def test_default_bake_passes_its_own_lint_and_tests(checked_project):
     assert (checked_project / ".tox" / "test" / "bin" / "fraud-detector").is_file()
 
 
+def test_the_production_loop_bake_passes_its_own_lint_and_tests(checked_production_project):
+    assert (checked_production_project / ".tox" / "test" / "bin" / "fraud-detector").is_file()
+
+
 def test_fuzz_of_the_service_under_gunicorn_passes(checked_project):
     # the bake's normal test run skips this part (it starts gunicorn); `tox -e fuzz` runs it with 10,000 requests
     pytest_bin = str(checked_project / ".tox" / "test" / "bin" / "pytest")
@@ -211,8 +215,8 @@ def post_all(port: int, request_ids: list[str], echoed: list[str]) -> None:
             echoed.append(response.headers["X-Request-ID"])
 
 
-def test_two_gunicorn_workers_log_every_row_with_the_shadow_and_metrics_add_up(checked_project, tmp_path):
-    project, bin_dir = checked_project, checked_project / ".tox" / "test" / "bin"
+def test_two_gunicorn_workers_log_every_row_with_the_shadow_and_metrics_add_up(checked_production_project, tmp_path):
+    project, bin_dir = checked_production_project, checked_production_project / ".tox" / "test" / "bin"
     script, folder = str(bin_dir / "fraud-detector"), tmp_path / "predictions"
     env = {"MODEL_REGISTRY": str(tmp_path / "registry")}
     versions = []

@@ -19,10 +19,10 @@ _spec.loader.exec_module(bisect_speed)
 
 
 @pytest.fixture
-def installed(default_project, tmp_path) -> tuple[Path, dict[str, str]]:
+def installed(production_project, tmp_path) -> tuple[Path, dict[str, str]]:
     """A copy of the default bake (its git history included) installed from its lock; and the environment to run in."""
-    project = tmp_path / default_project.name
-    shutil.copytree(default_project, project, ignore=shutil.ignore_patterns(".tox", ".venv", "registry", "data"))
+    project = tmp_path / production_project.name
+    shutil.copytree(production_project, project, ignore=shutil.ignore_patterns(".tox", ".venv", "registry", "data"))
     # the session's bake is shared: what earlier tests left in it must not make the training commit look dirty
     subprocess.run(["git", "checkout", "--quiet", "--", "."], cwd=project, check=True)
     subprocess.run(["git", "clean", "-fdq"], cwd=project, check=True)

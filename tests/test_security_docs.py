@@ -12,7 +12,7 @@ from conftest import ROOT
 DOCS = ROOT / "docs"
 # the bake's tests are rendered from these; the template's own tests sit in tests/
 GENERATED = ROOT / "{{cookiecutter.project_slug}}"
-TEST_SOURCES = [*(ROOT / "tests").rglob("test_*.py"), *(GENERATED / "tests").glob("test_*.py")]
+TEST_SOURCES = [*(ROOT / "tests").rglob("test_*.py"), *(GENERATED / "tests").rglob("test_*.py")]
 MARKER = "<!-- trusted types of the example: tests/test_security_docs.py fits the example and compares -->"
 
 

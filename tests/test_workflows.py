@@ -42,8 +42,8 @@ FEEDBACK_STORE = """
 import random
 from datetime import datetime, timezone
 from pathlib import Path
-from {package}.feedback import label_record, prediction_record, write_jsonl
-from {package}.simulate import label_time, request_rows
+from {package}.production.feedback import label_record, prediction_record, write_jsonl
+from {package}.production.simulate import label_time, request_rows
 from {package}.synthetic import synthetic_transactions
 data = synthetic_transactions(6_000, 5, 99)
 rng, now, labels = random.Random(0), datetime.now(timezone.utc), data.y.tolist()
@@ -78,38 +78,40 @@ def checked(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_workflows_match_the_github_workflow_schema(default_project):
-    files = [str(default_project / ".github" / "workflows" / name) for name in WORKFLOWS]
-    result = checked([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files], default_project)
+def test_workflows_match_the_github_workflow_schema(production_project):
+    files = [str(production_project / ".github" / "workflows" / name) for name in WORKFLOWS]
+    result = checked(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files], production_project
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_dependabot_config_matches_its_schema(default_project):
-    config = str(default_project / ".github" / "dependabot.yml")
-    result = checked([tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", config], default_project)
+def test_dependabot_config_matches_its_schema(production_project):
+    config = str(production_project / ".github" / "dependabot.yml")
+    result = checked([tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", config], production_project)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_zizmor_finds_nothing_even_with_the_pedantic_persona(default_project):
-    result = checked([tool("zizmor"), "--offline", "--persona", "pedantic", ".github"], default_project)
+def test_zizmor_finds_nothing_even_with_the_pedantic_persona(production_project):
+    result = checked([tool("zizmor"), "--offline", "--persona", "pedantic", ".github"], production_project)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_actionlint_finds_nothing(default_project):
-    result = checked([tool("actionlint"), "-no-color"], default_project)
+def test_actionlint_finds_nothing(production_project):
+    result = checked([tool("actionlint"), "-no-color"], production_project)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_hadolint_finds_nothing_in_the_dockerfile(default_project):
-    result = checked([tool("hadolint"), "Dockerfile"], default_project)
+def test_hadolint_finds_nothing_in_the_dockerfile(production_project):
+    result = checked([tool("hadolint"), "Dockerfile"], production_project)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_action_is_pinned_to_a_full_sha_with_its_version_beside_it(default_project):
+def test_every_action_is_pinned_to_a_full_sha_with_its_version_beside_it(production_project):
     lines = [
         line.strip()
         for name in WORKFLOWS
-        for line in (default_project / ".github" / "workflows" / name).read_text().splitlines()
+        for line in (production_project / ".github" / "workflows" / name).read_text().splitlines()
         if re.match(r"\s*(-\s*)?uses:", line) and "uses: ./" not in line
     ]
     assert lines, "no action found"
@@ -117,34 +119,34 @@ def test_every_action_is_pinned_to_a_full_sha_with_its_version_beside_it(default
     assert unpinned == []
 
 
-def test_every_workflow_grants_nothing_and_every_job_grants_its_own_permissions(default_project):
+def test_every_workflow_grants_nothing_and_every_job_grants_its_own_permissions(production_project):
     for name in WORKFLOWS:
-        assert workflow(default_project, name)["permissions"] == {}, name
-    assert [f"{name}:{job_id}" for name, job_id, job in jobs(default_project) if "permissions" not in job] == []
+        assert workflow(production_project, name)["permissions"] == {}, name
+    assert [f"{name}:{job_id}" for name, job_id, job in jobs(production_project) if "permissions" not in job] == []
 
 
-def test_only_the_jobs_that_push_the_registry_branch_may_write_contents(default_project):
+def test_only_the_jobs_that_push_the_registry_branch_may_write_contents(production_project):
     writers = {
         f"{name}:{job_id}"
-        for name, job_id, job in jobs(default_project)
+        for name, job_id, job in jobs(production_project)
         if (job.get("permissions") or {}).get("contents") == "write"
     }
     assert writers == {"cd.yml:production", "rollback.yml:rollback", "retrain.yml:retrain", "monitor.yml:guard"}
 
 
-def test_only_the_gate_job_may_write_pull_requests(default_project):
+def test_only_the_gate_job_may_write_pull_requests(production_project):
     writers = {
         f"{name}:{job_id}"
-        for name, job_id, job in jobs(default_project)
+        for name, job_id, job in jobs(production_project)
         if (job.get("permissions") or {}).get("pull-requests") == "write"
     }
     assert writers == {"ci.yml:gate"}
 
 
-def test_every_checkout_leaves_no_credentials_behind(default_project):
+def test_every_checkout_leaves_no_credentials_behind(production_project):
     checkouts = [
         (name, job_id, step.get("with", {}))
-        for name, job_id, job in jobs(default_project)
+        for name, job_id, job in jobs(production_project)
         for step in job.get("steps", [])
         if step.get("uses", "").startswith("actions/checkout@")
     ]
@@ -152,27 +154,27 @@ def test_every_checkout_leaves_no_credentials_behind(default_project):
     assert [c for c in checkouts if c[2].get("persist-credentials") is not False] == []
 
 
-def test_every_step_has_a_name(default_project):
+def test_every_step_has_a_name(production_project):
     unnamed = [
         f"{name}:{job_id}:{step}"
-        for name, job_id, job in jobs(default_project)
+        for name, job_id, job in jobs(production_project)
         for step in job.get("steps", [])
         if "name" not in step
     ]
     assert unnamed == []
 
 
-def test_ci_tests_every_supported_python_given_as_strings(default_project):
-    versions = workflow(default_project, "ci.yml")["jobs"]["test"]["strategy"]["matrix"]["python-version"]
+def test_ci_tests_every_supported_python_given_as_strings(production_project):
+    versions = workflow(production_project, "ci.yml")["jobs"]["test"]["strategy"]["matrix"]["python-version"]
     assert versions == ["3.10", "3.11", "3.12", "3.13"]
 
 
-def test_registry_writers_share_one_queued_concurrency_group_that_never_cancels(default_project):
+def test_registry_writers_share_one_queued_concurrency_group_that_never_cancels(production_project):
     # GitHub keeps one pending run per group unless `queue: max`: a newer run would cancel a waiting rollback
     queued = {"cancel-in-progress": False, "queue": "max"}
     writers = {
         f"{name}:{job_id}": job.get("concurrency")
-        for name, job_id, job in jobs(default_project)
+        for name, job_id, job in jobs(production_project)
         if job.get("environment") == "production"
     }
     assert writers == {
@@ -180,12 +182,12 @@ def test_registry_writers_share_one_queued_concurrency_group_that_never_cancels(
         "rollback.yml:rollback": {"group": "model-registry", **queued},
     }
     # deploys queue behind each other; a rollback waits only for the registry, not for a deploy's approval
-    assert workflow(default_project, "cd.yml")["concurrency"] == {"group": "deploy-${{ github.ref }}", **queued}
-    assert "concurrency" not in workflow(default_project, "rollback.yml")
+    assert workflow(production_project, "cd.yml")["concurrency"] == {"group": "deploy-${{ github.ref }}", **queued}
+    assert "concurrency" not in workflow(production_project, "rollback.yml")
 
 
-def test_the_daily_guard_writes_the_registry_inside_its_queue_and_waits_for_no_reviewer(default_project):
-    monitor = workflow(default_project, "monitor.yml")
+def test_the_daily_guard_writes_the_registry_inside_its_queue_and_waits_for_no_reviewer(production_project):
+    monitor = workflow(production_project, "monitor.yml")
     assert monitor[True]["schedule"] == [{"cron": "41 6 * * *"}]  # `on:` reads as True in YAML 1.1
     guard = monitor["jobs"]["guard"]
     assert guard["concurrency"] == {"group": "model-registry", "cancel-in-progress": False, "queue": "max"}
@@ -197,12 +199,12 @@ def test_the_daily_guard_writes_the_registry_inside_its_queue_and_waits_for_no_r
     }
 
 
-def test_only_main_reaches_production_and_reruns_can_upload_their_artifacts_again(default_project):
-    production = workflow(default_project, "cd.yml")["jobs"]["production"]
+def test_only_main_reaches_production_and_reruns_can_upload_their_artifacts_again(production_project):
+    production = workflow(production_project, "cd.yml")["jobs"]["production"]
     assert production["if"] == "github.ref == 'refs/heads/main'"
     uploads = [
         (f"{name}:{job_id}", step["with"])
-        for name, job_id, job in jobs(default_project)
+        for name, job_id, job in jobs(production_project)
         for step in job.get("steps", [])
         if step.get("uses", "").startswith("actions/upload-artifact@")
     ]
@@ -212,19 +214,19 @@ def test_only_main_reaches_production_and_reruns_can_upload_their_artifacts_agai
     assert release["retention-days"] >= 30  # as long as a release may wait for approval
 
 
-def test_every_action_the_workflows_use_has_a_stand_in_for_act(default_project):
-    used = {repository for repository, _ in pinned_actions(default_project / ".github" / "workflows")}
+def test_every_action_the_workflows_use_has_a_stand_in_for_act(production_project):
+    used = {repository for repository, _ in pinned_actions(production_project / ".github" / "workflows")}
     stubs = Path(__file__).parent / "workflow_support" / "stubs"
     assert {
         r for r in used if r != "actions/checkout" and not (stubs / r.split("/")[1] / "action.yml").is_file()
     } == set()
 
 
-def test_jobs_that_hold_write_tokens_restore_no_cache(default_project):
+def test_jobs_that_hold_write_tokens_restore_no_cache(production_project):
     # a cache written by any branch's run could plant code in the job that publishes the image and the registry
     writers = [
         (name, job_id, job)
-        for name, job_id, job in jobs(default_project)
+        for name, job_id, job in jobs(production_project)
         if "write" in (job.get("permissions") or {}).values() and "steps" in job
     ]
     assert {f"{name}:{job_id}" for name, job_id, _ in writers} >= {"cd.yml:production", "rollback.yml:rollback"}
@@ -237,8 +239,8 @@ def test_jobs_that_hold_write_tokens_restore_no_cache(default_project):
     assert cached == []
 
 
-def test_ci_audits_the_dependencies_with_pip_audit_and_requires_it(default_project):
-    ci = workflow(default_project, "ci.yml")["jobs"]
+def test_ci_audits_the_dependencies_with_pip_audit_and_requires_it(production_project):
+    ci = workflow(production_project, "ci.yml")["jobs"]
     runs = [step.get("run", "") for step in ci["audit"]["steps"]]
     assert any("uv sync --locked --extra audit" in run for run in runs)
     assert any(run.startswith("pip-audit ") and "--vulnerability-service pypi" in run for run in runs)
@@ -305,9 +307,9 @@ def check_steps(project: Path) -> list[tuple[str, str, dict]]:
     ]
 
 
-def test_every_input_and_variable_is_checked_before_a_shell_step_uses_it(default_project):
+def test_every_input_and_variable_is_checked_before_a_shell_step_uses_it(production_project):
     for name in WORKFLOWS:
-        document = workflow(default_project, name)
+        document = workflow(production_project, name)
         for job_id, job in document["jobs"].items():
             scopes = [document.get("env") or {}, job.get("env") or {}]
             scopes += [step.get("env") or {} for step in job.get("steps", [])]
@@ -320,14 +322,14 @@ def test_every_input_and_variable_is_checked_before_a_shell_step_uses_it(default
                 used = {var for var in untrusted if re.search(rf"\$\{{?{var}\b", run)}
                 assert used <= checked, f"{name}:{job_id}: '{step['name']}' uses {sorted(used - checked)} unchecked"
     # retrain.yml has no shell step: it hands its week to cd.yml, whose staging job checks it
-    assert workflow(default_project, "retrain.yml")["jobs"]["retrain"]["with"]["week"] == "${{ inputs.week }}"
-    staging = workflow(default_project, "cd.yml")["jobs"]["staging"]
+    assert workflow(production_project, "retrain.yml")["jobs"]["retrain"]["with"]["week"] == "${{ inputs.week }}"
+    staging = workflow(production_project, "cd.yml")["jobs"]["staging"]
     assert staging["env"]["WEEK"] == "${{ inputs.week || vars.DATA_WEEK }}"
 
 
-def test_each_job_that_reads_inputs_or_variables_checks_them_first(default_project):
+def test_each_job_that_reads_inputs_or_variables_checks_them_first(production_project):
     where = {
-        f"{name}:{job}": step["run"].removeprefix(CHECK).split() for name, job, step in check_steps(default_project)
+        f"{name}:{job}": step["run"].removeprefix(CHECK).split() for name, job, step in check_steps(production_project)
     }
     assert where == {
         "cd.yml:staging": ["WEEK", "IMAGE_REGISTRY", "STAGING_PORT"],
@@ -337,7 +339,7 @@ def test_each_job_that_reads_inputs_or_variables_checks_them_first(default_proje
         "monitor.yml:guard": ["FEEDBACK_BRANCH"],
         "monitor.yml:monitor": ["FEEDBACK_BRANCH"],
     }
-    for name, job_id, job in jobs(default_project):
+    for name, job_id, job in jobs(production_project):
         steps = [step for step in job.get("steps", []) if "run" in step]
         if f"{name}:{job_id}" in where:
             assert steps[0]["run"].startswith(CHECK), f"{name}:{job_id}: the check must be the first shell step"
@@ -360,14 +362,14 @@ def run_step(project: Path, run: str, env: dict[str, str], github_env: Path) -> 
     + [("rollback.yml:rollback", n) for n in ("VERSION", "REASON", "IMAGE_REGISTRY")]
     + [("monitor.yml:guard", "FEEDBACK_BRANCH")],
 )
-def test_a_hostile_input_fails_its_check_with_one_line_and_runs_nothing(default_project, tmp_path, where, variable):
-    (step,) = [s for n, j, s in check_steps(default_project) if f"{n}:{j}" == where]
+def test_a_hostile_input_fails_its_check_with_one_line_and_runs_nothing(production_project, tmp_path, where, variable):
+    (step,) = [s for n, j, s in check_steps(production_project) if f"{n}:{j}" == where]
     names = step["run"].removeprefix(CHECK).split()
     canary, github_env = tmp_path / "pwned", tmp_path / "github_env"
     for hostile in HOSTILE[variable]:
         github_env.write_text("")
         value = hostile.format(canary=canary)
-        done = run_step(default_project, step["run"], {**{n: VALID[n] for n in names}, variable: value}, github_env)
+        done = run_step(production_project, step["run"], {**{n: VALID[n] for n in names}, variable: value}, github_env)
         output = (done.stdout + done.stderr).splitlines()
         assert done.returncode == 1, f"{variable}={value!r}: {done.stdout}{done.stderr}"
         assert len(output) == 1 and output[0].startswith("::error::"), f"{variable}={value!r}: {output}"
@@ -376,34 +378,34 @@ def test_a_hostile_input_fails_its_check_with_one_line_and_runs_nothing(default_
         assert not canary.exists(), f"{variable}={value!r} ran a command"
 
 
-def test_valid_inputs_reach_later_steps_through_github_env_checked_and_normalised(default_project, tmp_path):
-    (step,) = [s for n, j, s in check_steps(default_project) if f"{n}:{j}" == "rollback.yml:rollback"]
+def test_valid_inputs_reach_later_steps_through_github_env_checked_and_normalised(production_project, tmp_path):
+    (step,) = [s for n, j, s in check_steps(production_project) if f"{n}:{j}" == "rollback.yml:rollback"]
     reason = "the $(touch pwned) release `broke` scoring; see [a] and {b}"  # text, never evaluated
     env = {"VERSION": "", "REASON": reason, "IMAGE_REGISTRY": "registry.example.com:5000/team"}
-    done = run_step(default_project, step["run"], env, tmp_path / "github_env")
+    done = run_step(production_project, step["run"], env, tmp_path / "github_env")
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "github_env").read_text().splitlines() == [f"{k}={v}" for k, v in env.items()]
-    assert not (default_project / "pwned").exists()
-    (step,) = [s for n, j, s in check_steps(default_project) if f"{n}:{j}" == "ci.yml:gate"]
+    assert not (production_project / "pwned").exists()
+    (step,) = [s for n, j, s in check_steps(production_project) if f"{n}:{j}" == "ci.yml:gate"]
     for week, expected in [("08", "8"), ("0", "0"), ("", str(datetime.now(timezone.utc).isocalendar()[1]))]:
         (tmp_path / "github_env").write_text("")
-        done = run_step(default_project, step["run"], {"WEEK": week}, tmp_path / "github_env")
+        done = run_step(production_project, step["run"], {"WEEK": week}, tmp_path / "github_env")
         assert done.returncode == 0, done.stdout + done.stderr
         assert (tmp_path / "github_env").read_text().splitlines() == [f"WEEK={expected}"]
 
 
-def test_a_project_on_its_own_csv_gets_no_week_so_the_commands_read_its_configured_data(default_project, tmp_path):
+def test_a_project_on_its_own_csv_gets_no_week_so_the_commands_read_its_configured_data(production_project, tmp_path):
     project = tmp_path / "own-data"
-    shutil.copytree(default_project, project, ignore=shutil.ignore_patterns(".tox", ".venv"))
+    shutil.copytree(production_project, project, ignore=shutil.ignore_patterns(".tox", ".venv"))
     pyproject = project / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('source = "synthetic"', 'source = "csv"\npath = "x.csv"'))
-    (step,) = [s for n, j, s in check_steps(default_project) if f"{n}:{j}" == "ci.yml:gate"]
+    (step,) = [s for n, j, s in check_steps(production_project) if f"{n}:{j}" == "ci.yml:gate"]
     for week in ("7", ""):
         (tmp_path / "github_env").write_text("")
         done = run_step(project, step["run"], {"WEEK": week}, tmp_path / "github_env")
         assert done.returncode == 0, done.stdout + done.stderr
         assert (tmp_path / "github_env").read_text().splitlines() == ["WEEK="]
-    runs = [step.get("run", "") for _, _, job in jobs(default_project) for step in job.get("steps", [])]
+    runs = [step.get("run", "") for _, _, job in jobs(production_project) for step in job.get("steps", [])]
     assert not [run for run in runs if '--week "$WEEK"' in run.replace('${WEEK:+--week "$WEEK"}', "")]
 
 
@@ -426,11 +428,13 @@ def github_api(project: Path, api: GitHubStandIn, *args: str) -> subprocess.Comp
     return subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True, text=True, timeout=60)
 
 
-def test_the_gate_report_is_one_pull_request_comment_updated_in_place(default_project, tmp_path):
+def test_the_gate_report_is_one_pull_request_comment_updated_in_place(production_project, tmp_path):
     with GitHubStandIn(f"{OWNER}/fraud-detector", TOKEN) as api:
         for verdict in ("PASSED", "BLOCKED"):
             (tmp_path / "report.md").write_text(f"## AUC gate: {verdict}\n")
-            done = github_api(default_project, api, "comment", "--pr", "7", "--body-file", str(tmp_path / "report.md"))
+            done = github_api(
+                production_project, api, "comment", "--pr", "7", "--body-file", str(tmp_path / "report.md")
+            )
             assert done.returncode == 0, done.stderr
         comments = api.state.comments[7]
     assert len(comments) == 1
@@ -438,12 +442,12 @@ def test_the_gate_report_is_one_pull_request_comment_updated_in_place(default_pr
     assert "/actions/runs/42" in comments[0]["body"]
 
 
-def test_a_blocked_retrain_opens_one_issue_and_updates_it_afterwards(default_project, tmp_path):
+def test_a_blocked_retrain_opens_one_issue_and_updates_it_afterwards(production_project, tmp_path):
     (tmp_path / "report.md").write_text("## AUC gate: BLOCKED\n")
     with GitHubStandIn(f"{OWNER}/fraud-detector", TOKEN) as api:
         for _ in range(2):
             done = github_api(
-                default_project,
+                production_project,
                 api,
                 "issue",
                 "--title",
@@ -458,14 +462,16 @@ def test_a_blocked_retrain_opens_one_issue_and_updates_it_afterwards(default_pro
     assert methods.count("POST") == 1 and methods.count("PATCH") == 1
 
 
-def test_the_monitor_issue_is_its_own_issue_updated_in_place(default_project, tmp_path):
+def test_the_monitor_issue_is_its_own_issue_updated_in_place(production_project, tmp_path):
     (tmp_path / "report.md").write_text("## Monitor: retrain advised\n")
     with GitHubStandIn(f"{OWNER}/fraud-detector", TOKEN) as api:
-        gate = github_api(default_project, api, "issue", "--title", "Gate", "--body-file", str(tmp_path / "report.md"))
+        gate = github_api(
+            production_project, api, "issue", "--title", "Gate", "--body-file", str(tmp_path / "report.md")
+        )
         assert gate.returncode == 0, gate.stderr
         for _ in range(2):
             done = github_api(
-                default_project, api, "issue", "--marker", "production-monitor", "--title", "Monitor",
+                production_project, api, "issue", "--marker", "production-monitor", "--title", "Monitor",
                 "--body-file", str(tmp_path / "report.md"),
             )  # fmt: skip
             assert done.returncode == 0, done.stderr
@@ -474,32 +480,36 @@ def test_the_monitor_issue_is_its_own_issue_updated_in_place(default_project, tm
     assert issues[1]["body"].startswith("<!-- production-monitor -->\n## Monitor")
 
 
-def test_github_api_starts_a_workflow_with_its_inputs(default_project):
+def test_github_api_starts_a_workflow_with_its_inputs(production_project):
     with GitHubStandIn(f"{OWNER}/fraud-detector", TOKEN) as api:
         done = github_api(
-            default_project, api, "dispatch", "--workflow", "rollback.yml", "--ref", "main",
+            production_project, api, "dispatch", "--workflow", "rollback.yml", "--ref", "main",
             "--input", "version=v1", "--input", "reason=guard: worse = rolled back",
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         inputs = {"version": "v1", "reason": "guard: worse = rolled back"}
         assert api.state.dispatches == [{"workflow": "rollback.yml", "ref": "main", "inputs": inputs}]
-    refused = github_api(default_project, api, "dispatch", "--workflow", "x.yml", "--ref", "main", "--input", "novalue")
+    refused = github_api(
+        production_project, api, "dispatch", "--workflow", "x.yml", "--ref", "main", "--input", "novalue"
+    )
     assert refused.returncode == 2 and "is not KEY=VALUE" in refused.stderr
 
 
-def test_github_api_refuses_to_post_with_a_wrong_token(default_project, tmp_path):
+def test_github_api_refuses_to_post_with_a_wrong_token(production_project, tmp_path):
     (tmp_path / "report.md").write_text("## AUC gate: PASSED\n")
     with GitHubStandIn(f"{OWNER}/fraud-detector", "another-token") as api:
-        done = github_api(default_project, api, "comment", "--pr", "7", "--body-file", str(tmp_path / "report.md"))
+        done = github_api(production_project, api, "comment", "--pr", "7", "--body-file", str(tmp_path / "report.md"))
         assert api.state.comments == {}
     assert done.returncode != 0 and "401" in done.stderr
 
 
 @pytest.mark.slow
-def test_install_scikit_learn_waits_for_a_first_deploy_and_names_what_it_cannot_read(checked_project, tmp_path):
+def test_install_scikit_learn_waits_for_a_first_deploy_and_names_what_it_cannot_read(
+    checked_production_project, tmp_path
+):
     # the paths that install nothing; the act run of rollback.yml below covers an install (the restored model's)
-    python = str(checked_project / ".tox" / "test" / "bin" / "python")
-    script = str(checked_project / ".github" / "scripts" / "install_scikit_learn.py")
+    python = str(checked_production_project / ".tox" / "test" / "bin" / "python")
+    script = str(checked_production_project / ".github" / "scripts" / "install_scikit_learn.py")
 
     def install(*args: str) -> subprocess.CompletedProcess:
         env = dict(os.environ)
@@ -530,10 +540,10 @@ def registry_branch(clone: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def two_clones(default_project, tmp_path) -> tuple[Path, Path, Path]:
+def two_clones(production_project, tmp_path) -> tuple[Path, Path, Path]:
     """A bare 'GitHub' repository holding the bake, and two clones of it (two concurrent jobs)."""
     remote = tmp_path / "remote.git"
-    subprocess.run(["git", "clone", "--quiet", "--bare", str(default_project), str(remote)], check=True)
+    subprocess.run(["git", "clone", "--quiet", "--bare", str(production_project), str(remote)], check=True)
     clones = []
     for name in ("job-a", "job-b"):
         subprocess.run(["git", "clone", "--quiet", str(remote), str(tmp_path / name)], check=True)
@@ -617,12 +627,12 @@ def site_packages(venv: Path) -> Path:
 class Deployments:
     """One bake going through CI, CD, retraining and rollback; each step runs once, after the ones it needs."""
 
-    def __init__(self, checked_project: Path, work: Path, api: GitHubStandIn) -> None:
+    def __init__(self, checked_production_project: Path, work: Path, api: GitHubStandIn) -> None:
         """Copy the checked bake (without its environments) and prepare act's stand-ins."""
         self.api = api
-        self.project = work / checked_project.name
+        self.project = work / checked_production_project.name
         ignored = shutil.ignore_patterns(".tox", ".venv", "registry", "artifacts", "data", "build", "__pycache__")
-        shutil.copytree(checked_project, self.project, ignore=ignored)
+        shutil.copytree(checked_production_project, self.project, ignore=ignored)
         # act 0.2.89's schema predates GitHub's `queue: max` (2026-05) and refuses the file; act ignores concurrency
         # anyway, so the copy it runs goes without it (the static tests above check the real files)
         for path in (self.project / ".github" / "workflows").glob("*.yml"):
@@ -631,9 +641,9 @@ class Deployments:
         subprocess.run(
             ["git", *identity, "commit", "--quiet", "--all", "-m", "act: no queue"], cwd=self.project, check=True
         )
-        packages = [site_packages(checked_project / ".tox" / env) for env in ("test", "lint")]
+        packages = [site_packages(checked_production_project / ".tox" / env) for env in ("test", "lint")]
         self.act = ActHarness(
-            self.project, work, packages, api.url, checked_project / ".tox" / "test" / "bin" / "python"
+            self.project, work, packages, api.url, checked_production_project / ".tox" / "test" / "bin" / "python"
         )
         self.variables = {"DATA_WEEK": "0", "STAGING_PORT": str(free_port())}
         self.secrets = {"DEPLOY_HOOK_URL": f"{api.url}/deploy-hook"}
@@ -786,11 +796,11 @@ class Deployments:
 
 
 @pytest.fixture(scope="module")
-def deployments(checked_project, tmp_path_factory):
+def deployments(checked_production_project, tmp_path_factory):
     """The act scenario; prints how long each workflow run took."""
     work = tmp_path_factory.mktemp("act")
-    with GitHubStandIn(f"{OWNER}/{checked_project.name}", TOKEN) as api:
-        scenario = Deployments(checked_project, work, api)
+    with GitHubStandIn(f"{OWNER}/{checked_production_project.name}", TOKEN) as api:
+        scenario = Deployments(checked_production_project, work, api)
         try:
             yield scenario
         finally:
