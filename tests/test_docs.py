@@ -28,7 +28,10 @@ from shown_output import matches, normalise, refreshed
 from workflow_support.act import tool
 
 DOCS = ROOT / "docs"
-TUTORIAL = DOCS / "tutorial.md"
+# part 1 (the hello world), then part 2 (the production loop, added to the same project): run as one session
+TUTORIAL_PAGES = (DOCS / "tutorial.md", DOCS / "tutorial-production.md")
+# where part 2 names the learner's clone of the template, the test puts this repository
+TEMPLATE_CLONE = "../cookiecutter-ml-cd"
 BLOCK_TIMEOUT = 300  # seconds for one tutorial block (a pipeline run takes about 20)
 # in an expected text, {production} stands for the version production points at when the block has run
 PRODUCTION = "{production}"
@@ -46,20 +49,22 @@ class Block:
     code: str
     line: int
     run: bool
+    page: Path = TUTORIAL_PAGES[0]
     exit_code: int = 0
     expect: list[str] = field(default_factory=list)
     shown: str = ""  # the page's text between this block and the next bash block: what the learner should see
     output: tuple[int, int] | None = None  # where the page shows what the block prints: its first ```text block
 
 
-def tutorial_blocks(text: str) -> list[Block]:
+def tutorial_blocks(page: Path) -> list[Block]:
     """Every ```bash block; a `<!-- run [exit=N] [expect="..."]... -->` comment just above marks it runnable."""
+    text = page.read_text()
     fence = re.compile(r"(?:<!-- run(?P<attrs>[^\n]*?)-->\n)?```bash\n(?P<code>.*?)\n```\n", re.S)
     matches = list(fence.finditer(text))
     blocks = []
     for number, match in enumerate(matches):
         end = matches[number + 1].start() if number + 1 < len(matches) else len(text)
-        block = Block(match["code"], text.count("\n", 0, match.start()) + 1, match["attrs"] is not None)
+        block = Block(match["code"], text.count("\n", 0, match.start()) + 1, match["attrs"] is not None, page)
         block.shown = text[match.end() : end]
         if block.run and (shown := re.search(r"```text\n(.*?)\n```\n", block.shown, re.S)):
             block.output = (match.end() + shown.start(1), match.end() + shown.end(1))
@@ -75,7 +80,7 @@ def tutorial_blocks(text: str) -> list[Block]:
     return blocks
 
 
-BLOCKS = tutorial_blocks(TUTORIAL.read_text())
+BLOCKS = [block for page in TUTORIAL_PAGES for block in tutorial_blocks(page)]
 # the blocks the test cannot run: the push to GitHub
 NOT_RUN = ("git push -u origin main",)
 
@@ -103,9 +108,10 @@ def test_every_generated_file_is_shown_on_some_page():
     assert generated <= included, f"generated but shown nowhere: {sorted(generated - included)}"
 
 
-def test_every_marked_comment_precedes_a_bash_block():
-    text = TUTORIAL.read_text()
-    assert text.count("<!-- run") == sum(block.run for block in BLOCKS) > 10
+@pytest.mark.parametrize("page", TUTORIAL_PAGES, ids=lambda page: page.name)
+def test_every_marked_comment_precedes_a_bash_block(page):
+    marked = page.read_text().count("<!-- run")
+    assert marked == sum(block.run for block in BLOCKS if block.page == page) > 3
 
 
 def test_every_tutorial_block_is_run_or_replaced_by_the_test():
@@ -213,9 +219,16 @@ def installed_bake(tmp_path_factory) -> tuple[Path, Path, Path]:
     return project, python, home
 
 
+@pytest.fixture(scope="module")
+def installed_production_bake(tmp_path_factory) -> tuple[Path, Path]:
+    """A bake with the production loop, as the reference documents both layers, installed in its own .venv."""
+    project = gen_reference.bake(tmp_path_factory.mktemp("reference"))
+    return project, gen_reference.install(project, project / ".venv")
+
+
 @pytest.mark.slow
-def test_generated_reference_matches_a_fresh_bake(installed_bake, tmp_path):
-    project, python, _ = installed_bake
+def test_generated_reference_matches_a_fresh_bake(installed_production_bake, tmp_path):
+    project, python = installed_production_bake
     gen_reference.generate(project, python, tmp_path / "generated")
     committed = DOCS / "generated"
     fresh = {p.relative_to(tmp_path / "generated") for p in (tmp_path / "generated").rglob("*") if p.is_file()}
@@ -324,21 +337,23 @@ def quickstart_project(installed_bake) -> tuple[Path, Path, Path]:
 
 def show_differences(blocks: list[tuple[Block, str]]) -> str:
     """Each shown output that the run contradicts, beside what the run printed (both normalised)."""
-    text = TUTORIAL.read_text()
     return "\n".join(
-        f"tutorial line {block.line}: the page shows\n{normalise(text[slice(*block.output)])}\n"
+        f"{block.page.name} line {block.line}: the page shows\n"
+        f"{normalise(block.page.read_text()[slice(*block.output)])}\n"
         f"--- but the run printed ---\n{normalise(output)}\n"
         for block, output in blocks
     )
 
 
 def update_tutorial(outputs: list[tuple[Block, str]]) -> None:
-    """Rewrite the outputs the tutorial shows from this run (from the last, so earlier offsets hold)."""
-    text = TUTORIAL.read_text()
-    for block, output in sorted(outputs, key=lambda pair: pair[0].output, reverse=True):
-        start, end = block.output
-        text = text[:start] + refreshed(text[start:end], output) + text[end:]
-    TUTORIAL.write_text(text)
+    """Rewrite the outputs the tutorial's pages show from this run (from the last, so earlier offsets hold)."""
+    for page in TUTORIAL_PAGES:
+        text = page.read_text()
+        shown = [(block, output) for block, output in outputs if block.page == page]
+        for block, output in sorted(shown, key=lambda pair: pair[0].output, reverse=True):
+            start, end = block.output
+            text = text[:start] + refreshed(text[start:end], output) + text[end:]
+        page.write_text(text)
 
 
 @pytest.mark.slow
@@ -364,8 +379,9 @@ def test_tutorial_runs_in_order_from_the_quickstart_and_prints_what_it_shows(qui
         for number, block in enumerate(BLOCKS):
             if not block.run:
                 continue
-            status, output, failed = shell.run(number, block.code.replace("8000", port), BLOCK_TIMEOUT)
-            where = f"tutorial line {block.line}:\n{block.code}\n--- output ---\n{output[-4000:]}"
+            code = block.code.replace("8000", port).replace(TEMPLATE_CLONE, str(ROOT))
+            status, output, failed = shell.run(number, code, BLOCK_TIMEOUT)
+            where = f"{block.page.name} line {block.line}:\n{block.code}\n--- output ---\n{output[-4000:]}"
             assert status == block.exit_code, f"exit status {status}, expected {block.exit_code}; {where}"
             if block.exit_code == 0:
                 assert not failed, f"these commands failed: {failed}; {where}"
@@ -381,6 +397,9 @@ def test_tutorial_runs_in_order_from_the_quickstart_and_prints_what_it_shows(qui
     if update_docs:
         update_tutorial(outputs)
     else:
-        text = TUTORIAL.read_text()
-        stale = [(block, output) for block, output in outputs if not matches(text[slice(*block.output)], output)]
+        stale = [
+            (block, output)
+            for block, output in outputs
+            if not matches(block.page.read_text()[slice(*block.output)], output)
+        ]
         assert not stale, "run `pytest tests/test_docs.py -k tutorial --update-docs`:\n" + show_differences(stale)

@@ -2,11 +2,10 @@
 
 import json
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
 from gunicorn import util
+
+from .config import layers
 
 # one native thread per worker: OpenMP/BLAS pools in every worker would oversubscribe the cores (a gradient-
 # boosting model answered 10 to 60 requests/s on 2 cores without this, about 2,900 with it); set here, in the
@@ -35,32 +34,9 @@ loglevel = "info"
 # smoke test would take it over from the production service (older gunicorn versions ignore this setting)
 control_socket_disable = True
 
-# prometheus-client's multiprocess mode: every worker writes its metrics to files in this folder and /metrics adds
-# them up; set here, in the master, before a worker imports prometheus-client (a fresh folder unless one is named)
-metrics_folder_made = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if metrics_folder_made:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fraud-detector-metrics-")
-
-
-def on_starting(server):
-    """Make or empty the metrics folder: values an earlier run left there would be added to this run's."""
-    folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-    folder.mkdir(parents=True, exist_ok=True)
-    for path in folder.glob("*.db"):
-        path.unlink()
-
-
-def child_exit(server, worker):
-    """Drop a dead worker's live gauges (the model versions it served) from /metrics."""
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)
-
-
-def on_exit(server):
-    """Remove the metrics folder made above."""
-    if metrics_folder_made:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+# a layer on the hello world (the production loop) adds its own hooks: its metrics folder
+for _layer in layers():
+    globals().update(_layer.gunicorn_hooks())
 
 
 def pre_request(worker, req) -> None:

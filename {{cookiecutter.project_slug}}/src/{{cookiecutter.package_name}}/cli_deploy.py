@@ -59,7 +59,7 @@ def cmd_gate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
-    """Production's AUC on week N's holdout (or --data CSV) against its deploy-time AUC, and drift; 1: retrain."""
+    """Production's AUC on later labelled rows against its deploy-time AUC, and drift; exit 1 to retrain."""
     from . import monitor, sources
 
     if args.week is None and args.data is None:

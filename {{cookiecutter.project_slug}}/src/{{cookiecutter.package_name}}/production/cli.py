@@ -18,6 +18,7 @@ def extend(parsers: dict[str, argparse.ArgumentParser], add, shared) -> None:
         command.add_argument("--predictions", help="the prediction log folder (default: predictions in pyproject.toml)")
         command.add_argument("--feedback", help="the feedback folder (default: feedback in pyproject.toml)")
     parsers["monitor"].set_defaults(live_monitor=cmd_live_monitor)
+    parsers["monitor"].description += " With neither --week nor --data: the live prediction log and its labels."
     parsers["serve"].add_argument(
         "--shadow", choices=["staging", "previous"], help="also score each row with this model, for the log only"
     )
