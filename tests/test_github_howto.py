@@ -41,13 +41,13 @@ def permissions(job: dict) -> set[str]:
     return {f"{scope}: {level}" for scope, level in (job.get("permissions") or {}).items()}
 
 
-def test_every_workflow_the_page_names_exists(default_project):
+def test_every_workflow_the_page_names_exists(production_project):
     named = set(re.findall(r"`([\w-]+\.yml)`", TEXT))
-    assert named and named <= set(workflows(default_project))
+    assert named and named <= set(workflows(production_project))
 
 
-def test_the_cd_tour_gives_each_job_its_real_needs_environment_and_permissions(default_project):
-    jobs = workflows(default_project)["cd.yml"]["jobs"]
+def test_the_cd_tour_gives_each_job_its_real_needs_environment_and_permissions(production_project):
+    jobs = workflows(production_project)["cd.yml"]["jobs"]
     rows = {next(iter(names(row["job"]))): row for row in table("| job | needs | environment |")}
     assert set(rows) == set(jobs)
     for job_id, job in jobs.items():
@@ -57,8 +57,8 @@ def test_the_cd_tour_gives_each_job_its_real_needs_environment_and_permissions(d
         assert names(rows[job_id]["permissions"]) == permissions(job), job_id
 
 
-def test_the_diagram_draws_exactly_the_needs_of_cd_yml(default_project):
-    jobs = workflows(default_project)["cd.yml"]["jobs"]
+def test_the_diagram_draws_exactly_the_needs_of_cd_yml(production_project):
+    jobs = workflows(production_project)["cd.yml"]["jobs"]
     diagram = re.search(r"```mermaid\n(.*?)```", TEXT, re.S)[1]
     edges = re.findall(r"^\s*(\w+)\S*.*?-->(?:\|[^|]*\|)?\s*(\w+)", diagram, re.M)
     drawn = {(a.replace("_", "-"), b.replace("_", "-")) for a, b in edges}
@@ -67,10 +67,10 @@ def test_the_diagram_draws_exactly_the_needs_of_cd_yml(default_project):
     assert {b for _, b in drawn} >= set(jobs)  # every job is drawn
 
 
-def test_every_permission_the_page_names_is_granted_and_every_write_is_explained(default_project):
+def test_every_permission_the_page_names_is_granted_and_every_write_is_explained(production_project):
     granted = {
         p
-        for workflow in workflows(default_project).values()
+        for workflow in workflows(production_project).values()
         for job in workflow["jobs"].values()
         for p in permissions(job)
     }
@@ -79,10 +79,10 @@ def test_every_permission_the_page_names_is_granted_and_every_write_is_explained
     assert {p for p in granted if p.endswith("write")} <= named
 
 
-def test_the_production_environment_guards_exactly_the_jobs_the_page_says(default_project):
+def test_the_production_environment_guards_exactly_the_jobs_the_page_says(production_project):
     guarded = {
         f"{name}:{job_id}"
-        for name, workflow in workflows(default_project).items()
+        for name, workflow in workflows(production_project).items()
         for job_id, job in workflow["jobs"].items()
         if job.get("environment") == "production"
     }
@@ -90,24 +90,24 @@ def test_the_production_environment_guards_exactly_the_jobs_the_page_says(defaul
     assert "`cd.yml`'s `production` job and `rollback.yml`'s `rollback` job run in it" in TEXT
 
 
-def test_the_required_status_check_is_the_ci_job_that_needs_every_other(default_project):
+def test_the_required_status_check_is_the_ci_job_that_needs_every_other(production_project):
     (check,) = re.findall(r"status check \*\*(.+?)\*\*", TEXT)
-    jobs = workflows(default_project)["ci.yml"]["jobs"]
+    jobs = workflows(production_project)["ci.yml"]["jobs"]
     (job,) = [job for job in jobs.values() if job["name"] == check]
     assert set(job["needs"]) == set(jobs) - {job_id for job_id, j in jobs.items() if j is job}
     assert job["if"] == "always()"  # it reports failure, rather than being skipped, when a needed job fails
 
 
-def test_the_allowed_actions_are_the_actions_the_workflows_use(default_project):
-    used = {repository for repository, _ in pinned_actions(default_project / ".github" / "workflows")}
+def test_the_allowed_actions_are_the_actions_the_workflows_use(production_project):
+    used = {repository for repository, _ in pinned_actions(production_project / ".github" / "workflows")}
     assert set(re.findall(r"`(actions/[\w-]+)`", TEXT)) == used
 
 
 @pytest.mark.parametrize("kind", ["variable", "secret"])
-def test_the_variables_and_secrets_table_is_what_the_workflows_read(default_project, kind):
+def test_the_variables_and_secrets_table_is_what_the_workflows_read(production_project, kind):
     prefix = {"variable": "vars", "secret": "secrets"}[kind]
     readers: dict[str, set[str]] = {}
-    for path in sorted((default_project / ".github" / "workflows").glob("*.yml")):
+    for path in sorted((production_project / ".github" / "workflows").glob("*.yml")):
         text, name = path.read_text(), path.name
         for used in re.findall(rf"\b{prefix}\.(\w+)", text):
             readers.setdefault(used, set()).add(name)

@@ -18,6 +18,8 @@ import numpy as np
 from .. import artifact
 from ..data import sha256_of
 
+PACKAGE = __package__.rpartition(".")[0]  # the project's package, whose command trains (this layer sits in it)
+
 LOCK = "uv.lock"
 # scores a model folder with nothing but numpy and skops, so a model of any commit can be scored in that commit's
 # environment whatever its modules look like; like artifact.load, it trusts scikit-learn's own types only
@@ -73,7 +75,7 @@ def worktree(commit: str) -> Iterator[Path]:
 def environments() -> Path:
     """Where locked environments are kept, one per lock and Python: shared by every commit with that lock."""
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / __package__ / "environments"
+    return Path(cache) / PACKAGE / "environments"
 
 
 def uv() -> list[str]:
@@ -105,7 +107,7 @@ def environment(tree: Path, version: str) -> Path:
 
 def train_at(tree: Path, python: Path, train_csv: Path, holdout_csv: Path, seed: int) -> Path:
     """Train with the tree's own code and command in its environment; return the new model folder."""
-    command = [str(python), "-m", __package__, "train", "--seed", str(seed)]
+    command = [str(python), "-m", PACKAGE, "train", "--seed", str(seed)]
     command += ["--train", str(train_csv.resolve()), "--holdout", str(holdout_csv.resolve())]
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
     done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
