@@ -21,24 +21,17 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+import adoption
 import pytest
-from conftest import ROOT, clean_env, run
+from adoption import GIT_IDENTITY, ONE_THREAD, apply_pyproject
+from conftest import clean_env, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.adoption]
 
-GUIDE = ROOT / "docs" / "how-to" / "own-data.md"
 OTHER_NAMES = {"project_name": "Churn Model", "target": "churn", "record_name": "customer"}
 SLUG, PACKAGE = "churn-model", "churn_model"
 MAX_FILES, MAX_LINES = 3, 40  # edited to adopt the table (deleting the example's two files is free)
 EXAMPLE_WORDS = re.compile(r"fraud|transaction", re.IGNORECASE)
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Data Owner",
-    "GIT_AUTHOR_EMAIL": "owner@example.com",
-    "GIT_COMMITTER_NAME": "Data Owner",
-    "GIT_COMMITTER_EMAIL": "owner@example.com",
-}
-# gradient boosting uses every core through OpenMP: on a busy test machine one thread is many times faster
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "TOX_OVERRIDE": "testenv.pass_env+=OMP_NUM_THREADS"}
 
 # in the bake, what the service answers and refuses, and how it describes itself
 SERVICE_PROBE = """
@@ -87,19 +80,7 @@ def customers_csv(path: Path, rows: int = 600, seed: int = 7) -> None:
 
 def guide_steps() -> list[tuple[str, str]]:
     """The guide's marked blocks in order, as (what, code): "run", "apply pyproject.toml" or "apply train.py"."""
-    marked = re.compile(r"<!-- (run|apply [\w.]+) -->\n```\w+\n(.*?)\n```\n", re.S)
-    text = GUIDE.read_text().replace("fraud-detector", SLUG).replace("fraud_detector", PACKAGE)
-    return [(match[1], match[2]) for match in marked.finditer(text)]
-
-
-def apply_pyproject(project: Path, table: str) -> None:
-    """Replace the [tool.<package>.data] table of pyproject.toml with the guide's."""
-    path = project / "pyproject.toml"
-    text = path.read_text()
-    header = table.splitlines()[0]
-    start = text.index(header + "\n")
-    end = text.index("\n\n", start)
-    path.write_text(text[:start] + table + text[end:])
+    return adoption.guide_steps(SLUG, PACKAGE)
 
 
 def apply_train(project: Path, code: str) -> None:
