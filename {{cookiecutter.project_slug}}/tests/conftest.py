@@ -97,6 +97,19 @@ def draw_holdout(data_files):
 
 
 @pytest.fixture(scope="session")
+def draw_training(data_files):
+    """A function drawing ``n`` training rows with replacement (seeded): rows as the model saw them, whose drift
+    against its training profile is sampling noise only, however small the table."""
+    training = read_csv(data_files[0])
+
+    def draw(n: int, seed: int = 0) -> Dataset:
+        rows = np.random.default_rng(seed).integers(0, len(training.y), n)
+        return Dataset(training.X[rows], training.y[rows])
+
+    return draw
+
+
+@pytest.fixture(scope="session")
 def valid_rows(data_files) -> list[dict]:
     """Ten valid rows for a batch: the first holdout rows as JSON values of the declared kinds."""
     cast = {"float": float, "int": int, "bool": bool}
@@ -128,6 +141,15 @@ def model_dir(tmp_path_factory, source) -> Path:
 
     folder, _ = train(source.train, source.holdout, tmp_path_factory.mktemp("artifacts"), seed=0, source=source.lineage)
     return folder
+
+
+@pytest.fixture(scope="session")
+def floor_above_the_model(model_dir) -> float:
+    """A gate floor between the session model's holdout AUC and 1, so the model falls below it; a skip at AUC 1."""
+    auc = json.loads((model_dir / "metrics.json").read_text())["holdout"]["auc"]
+    if auc >= 1:
+        pytest.skip("the model scores its holdout perfectly (AUC 1): no floor lies above it")
+    return (auc + 1) / 2
 
 
 @pytest.fixture(scope="session")

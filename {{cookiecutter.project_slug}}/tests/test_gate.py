@@ -6,7 +6,6 @@ import shutil
 import numpy as np
 import pytest
 import sklearn
-from sklearn.inspection import permutation_importance
 
 from {{ cookiecutter.package_name }} import artifact, train
 from {{ cookiecutter.package_name }}.cli import PROG, main
@@ -43,26 +42,15 @@ def reference_model(tmp_path_factory, data_files):
 
 
 @pytest.fixture(scope="module")
-def most_important(reference_model, data_files) -> int:
-    """The column the reference model leans on most: the one whose shuffling costs the most holdout AUC."""
-    holdout = read_csv(data_files[1])
-    estimator = artifact.load(reference_model).estimator
-    importance = permutation_importance(estimator, holdout.X, holdout.y, scoring="roc_auc", n_repeats=5, random_state=0)
-    return int(np.argmax(importance.importances_mean))
+def misjoined_model(tmp_path_factory, data_files):
+    """A candidate trained on labels joined one row off: a bug that costs AUC on any table with a signal."""
 
-
-@pytest.fixture(scope="module")
-def unit_error_model(tmp_path_factory, data_files, most_important):
-    """A candidate whose training code multiplies the most important feature by 100 (a unit bug), serving unscaled."""
-
-    def fit_with_a_unit_error(data, seed=0):
-        X = data.X.copy()
-        X[:, most_important] *= 100
-        return generated_fit(Dataset(X, data.y), seed)
+    def fit_with_labels_one_row_off(data, seed=0):
+        return generated_fit(Dataset(data.X, np.roll(data.y, 1)), seed)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train, "fit", fit_with_a_unit_error)
-        folder, _ = train.train(*data_files, tmp_path_factory.mktemp("buggy"), seed=0)
+        patch.setattr(train, "fit", fit_with_labels_one_row_off)
+        folder, _ = train.train(*data_files, tmp_path_factory.mktemp("misjoined"), seed=0)
     return folder
 
 
@@ -109,19 +97,18 @@ def test_a_first_deploy_is_decided_by_the_floor_alone(model_dir, week0, gate_set
     assert list(result.curves) == ["candidate"]
 
 
-def test_the_gate_blocks_a_candidate_below_the_floor(model_dir, week0):
-    result = run_gate(model_dir, week0[1], None, GateSettings(min_auc=0.99, max_auc_drop=0.01))
+def test_the_gate_blocks_a_candidate_below_the_floor(model_dir, week0, floor_above_the_model):
+    result = run_gate(model_dir, week0[1], None, GateSettings(min_auc=floor_above_the_model, max_auc_drop=0.01))
     assert (result.decision, result.exit_code) == ("blocked", 1)
     assert "below the floor" in result.reasons[0]
 
 
-def test_the_gate_blocks_a_model_trained_with_its_most_important_feature_in_other_units(
-    unit_error_model, reference_model, data_files, gate_settings
+def test_the_gate_blocks_a_model_trained_on_labels_joined_one_row_off(
+    misjoined_model, reference_model, data_files, gate_settings
 ):
-    result = run_gate(unit_error_model, data_files[1], reference_model, gate_settings)
+    result = run_gate(misjoined_model, data_files[1], reference_model, gate_settings)
     assert (result.decision, result.exit_code) == ("blocked", 1)
-    # the paired comparison catches it, whether or not the candidate still clears the floor
-    # (on the synthetic example: about 5 points worse, still above the floor)
+    # the paired comparison catches it, whether or not the candidate also falls below the floor
     assert result.comparison.difference < -gate_settings.max_auc_drop
     assert any("worse than production" in reason for reason in result.reasons)
     assert set(result.curves) == {"candidate", "production"}
@@ -174,28 +161,28 @@ def test_a_production_model_from_another_scikit_learn_leaves_the_gate_undecided_
 
 
 def test_a_declared_library_upgrade_decides_on_the_floor_alone_and_says_so(
-    tmp_path, model_dir, second_model_dir, week0, gate_settings
+    tmp_path, model_dir, second_model_dir, week0, gate_settings, floor_above_the_model
 ):
     production, _ = saved_by_the_next_scikit_learn(model_dir, tmp_path / "production")
     result = run_gate(second_model_dir, week0[1], production, gate_settings, library_upgrade=True)
     assert (result.decision, result.comparison, result.production_version) == ("pass", None, "production")
     assert "Production production was not compared" in render_report(result)
-    floor = GateSettings(min_auc=0.99, max_auc_drop=0.01)
+    floor = GateSettings(min_auc=floor_above_the_model, max_auc_drop=0.01)
     assert run_gate(second_model_dir, week0[1], production, floor, library_upgrade=True).decision == "blocked"
 
 
 def test_a_declared_library_upgrade_still_compares_a_production_model_that_loads(
-    unit_error_model, reference_model, week0, gate_settings
+    misjoined_model, reference_model, week0, gate_settings
 ):
-    result = run_gate(unit_error_model, week0[1], reference_model, gate_settings, library_upgrade=True)
+    result = run_gate(misjoined_model, week0[1], reference_model, gate_settings, library_upgrade=True)
     assert (result.decision, result.note) == ("blocked", None)
     assert any("worse than production" in reason for reason in result.reasons)
 
 
 def test_write_outputs_writes_the_decision_the_report_and_the_roc_plot(
-    tmp_path, unit_error_model, reference_model, week0, gate_settings
+    tmp_path, misjoined_model, reference_model, week0, gate_settings
 ):
-    result = run_gate(unit_error_model, week0[1], reference_model, gate_settings)
+    result = run_gate(misjoined_model, week0[1], reference_model, gate_settings)
     report = write_outputs(result, tmp_path / "out")
     assert report == tmp_path / "out" / "report.md"
     gate = json.loads((tmp_path / "out" / "gate.json").read_text())

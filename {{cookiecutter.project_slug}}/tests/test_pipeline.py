@@ -158,8 +158,8 @@ def test_a_failing_stage_stops_the_pipeline_names_it_and_leaves_production_alone
 
 
 @pytest.mark.slow
-def test_a_candidate_the_gate_blocks_never_reaches_the_registry(settings):
-    run = new_run(replace(settings, gate=GateSettings(min_auc=0.99, max_auc_drop=0.01)))
+def test_a_candidate_the_gate_blocks_never_reaches_the_registry(settings, floor_above_the_model):
+    run = new_run(replace(settings, gate=GateSettings(min_auc=floor_above_the_model, max_auc_drop=0.01)))
     assert run_pipeline(run, WITHOUT_SERVER) == 1
     assert any(line.startswith("FAILED at stage gate_candidate: the gate blocked") for line in shown(run))
     assert run.registry.versions() == []

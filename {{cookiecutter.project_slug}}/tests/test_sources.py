@@ -132,7 +132,7 @@ def change(table, column, value, row=1):
         (lambda t: t, {"split_column": "week"}, "has no column week"),
         (lambda t: (t[0], [[*r[:-1], "2024-01-01"] for r in t[1]]), {"split_column": "observed_on"}, "no rows to"),
         (lambda t: (t[0], [r for r in t[1] if float(r[t[0].index(LABEL)]) == 0]), {}, f"{LABEL} = 1 on 0 row"),
-        (lambda t: ([h if h != LABEL else "target" for h in t[0]], t[1]), {}, f"no label column {LABEL}"),
+        (lambda t: ([h if h != LABEL else f"{LABEL}_renamed" for h in t[0]], t[1]), {}, f"no label column {LABEL}"),
     ],
     ids=["label-not-0-or-1", "empty-split-value", "unknown-split-column", "one-day-only", "one-class", "no-label"],
 )

