@@ -53,11 +53,12 @@ def shown(run) -> list[str]:
     return run.console.screen.getvalue().splitlines()
 
 
-def test_production_moves_last_after_the_gate_and_the_staging_smoke_test():
+def test_production_moves_last_after_the_gate_and_the_scored_staging():
     order = [stage.__name__ for stage in pipeline.STAGES]
     assert order[0] == "run_tests"
     assert order[-1] == "promote_to_production"
     steps = ["train_model", "gate_candidate", "register_model", "promote_to_staging", "smoke_test_staging"]
+    steps += ["score_staging"]
     assert [order.index(step) for step in steps] == sorted(order.index(step) for step in steps)
 
 
@@ -108,8 +109,9 @@ def test_the_full_pipeline_deploys_through_a_staging_server_to_production(settin
     assert run.registry.current("production") == run.registry.current("staging") == run.version
     lines = shown(run)
     assert len(lines) == len(pipeline.STAGES)  # one line per stage, nothing else
-    assert lines[0].startswith("[1/9] run_tests") and "SKIPPED on request (--skip-tests)" in lines[0]
-    assert f"answered {run.version} and rejected" in lines[-2]
+    assert lines[0].startswith(f"[1/{len(pipeline.STAGES)}] run_tests") and "SKIPPED on request" in lines[0]
+    assert f"answered {run.version} and rejected" in lines[-3]
+    assert "holdout rows served as the model file scores them; gate on them: pass" in lines[-2]
     assert lines[-1].endswith(f"production: (none) -> {run.version}")
     assert (run.registry.folder(run.version) / "report.md").is_file()
 

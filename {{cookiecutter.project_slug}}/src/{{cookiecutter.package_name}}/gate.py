@@ -32,6 +32,7 @@ class GateResult:
     baseline: str = "production"
     warnings: list[str] = field(default_factory=list)
     min_detectable_drop: float | None = None
+    scored_by: str = "the model file"  # where the candidate's scores came from: the file, or the staging service
 
     @property
     def exit_code(self) -> int:
@@ -69,12 +70,16 @@ def run_gate(
     settings: GateSettings,
     library_upgrade: bool = False,
     baseline: str = "production",
+    served: np.ndarray | None = None,
+    scored_by: str = "the model file",
 ) -> GateResult:
     """Score candidate and production on the same holdout and decide; errors give 'undecided'.
 
     With ``library_upgrade``, a production model saved by another scikit-learn minor version (which cannot be
     loaded here) is left out and the floor alone decides; the report says so. Nothing else is skipped.
     With ``baseline="baseline"``, ``production_dir`` is any model folder to compare with (``gate --against``).
+    ``served``: the candidate's scores of the holdout as a service answered them (``scored_by`` says which), judged
+    instead of the model file's own.
     """
     note = None if production_dir else "No production model yet: the floor alone decides (first deploy)."
     if production_dir and baseline != "production":
@@ -88,7 +93,7 @@ def run_gate(
                 "scikit-learn minor version (--library-upgrade), so the floor alone decides."
             )
         holdout = read_csv(holdout_csv, candidate.features)
-        candidate_scores = candidate.probability(holdout.X)
+        candidate_scores = candidate.probability(holdout.X) if served is None else served
         estimate = auc_estimate(holdout.y, candidate_scores, settings.confidence)
         comparison, curves = None, {"candidate": _roc(holdout.y, candidate_scores)}
         if production:
@@ -96,7 +101,7 @@ def run_gate(
             comparison = compare_aucs(holdout.y, candidate_scores, production_scores, settings.confidence)
             curves["production"] = _roc(holdout.y, production_scores)
     except (artifact.ArtifactError, DataError, ValueError) as error:
-        return GateResult("undecided", [f"could not decide: {error}"], settings, baseline=baseline)
+        return GateResult("undecided", [f"could not decide: {error}"], settings, baseline=baseline, scored_by=scored_by)
     decision, reasons = decide(estimate, comparison, settings, baseline)
     # how small a drop this holdout can show, at the AUC a drop would be measured from
     reference = comparison.baseline if comparison else estimate
@@ -116,6 +121,7 @@ def run_gate(
         baseline,
         [warning] if warning else [],
         detectable_drop(reference, paired),
+        scored_by,
     )
 
 
@@ -177,6 +183,8 @@ def render_report(result: GateResult, plot: str | None = None) -> str:
         if result.note:
             lines += ["", result.note]
         lines.append(f"Holdout: {c.positives + c.negatives} rows, {c.positives} positives.")
+        if result.scored_by != "the model file":
+            lines.append(f"Candidate scores: as {result.scored_by} answered them.")
     lines.append(f"Thresholds: min_auc = {s.min_auc}, max_auc_drop = {s.max_auc_drop}.")
     if plot:
         lines += ["", f"![ROC curves]({plot})"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
-from . import sources
+from . import sources, staging
 from .config import Settings
 from .console import Console
 from .data import read_csv
@@ -49,6 +49,8 @@ class Run:
     candidate: Path = Path()
     version: str = ""
     notes: dict = field(default_factory=dict)
+    staging_url: str = ""  # the staging service, while the pipeline runs
+    resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # closed when the run ends
 
     @property
     def registry(self) -> Registry:
@@ -139,27 +141,57 @@ def promote_to_staging(run: Run) -> None:
 
 def smoke_test_staging(run: Run) -> None:
     """Serve staging on a free 127.0.0.1 port and check that it answers well and rejects bad input."""
+    base = start_staging(run)
+    problems, rejected = smoke_test(base, run.version, run.holdout_csv)
+    if problems:
+        raise StageFailed("; ".join(problems))
+    run.say(f"staging on {base} answered {run.version} and rejected {rejected} bad requests with 4xx")
+
+
+def score_staging(run: Run) -> None:
+    """Score the holdout through staging: its answers must be the model file's, and the gate judges them."""
+    production = run.registry.current("production")
+    folder = run.registry.folder(production) if production else None
+    candidate = run.registry.folder(run.version)
+    found, result = staging.score_staging(
+        start_staging(run), candidate, run.holdout_csv, folder, run.settings.gate, run.library_upgrade
+    )
+    report = write_outputs(result, run.candidate / "staging")
+    if found.differing:
+        raise StageFailed(f"{found.message()}; report: {report}")
+    run.say(f"{found.rows} holdout rows served as the model file scores them; gate on them: {result.decision}")
+    if result.exit_code:
+        raise StageFailed("the gate blocked what staging served: " + "; ".join(result.reasons))
+
+
+def start_staging(run: Run) -> str:
+    """The staging service of this run: started on a free 127.0.0.1 port the first time, stopped when the run ends."""
+    if not run.staging_url:
+        run.staging_url = run.resources.enter_context(staging_server(run.settings.registry))
+    return run.staging_url
+
+
+@contextlib.contextmanager
+def staging_server(registry: Path):
+    """Serve ``registry``'s staging model on a free 127.0.0.1 port; yield its base URL, then stop it."""
     port = free_port()
     command = [sys.executable, "-m", __package__, "serve", "--stage", "staging", "--port", str(port)]
     # the server must serve this run's registry, not whatever the current folder's settings name
-    environment = {**os.environ, "MODEL_REGISTRY": str(Path(run.settings.registry).resolve())}
+    environment = {**os.environ, "MODEL_REGISTRY": str(Path(registry).resolve())}
     with tempfile.TemporaryFile("w+") as log:
         server = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
             base = f"http://127.0.0.1:{port}"
             wait_for_server(base, server, log)
-            problems, rejected = smoke_test(base, run.version, run.holdout_csv)
-            if problems:
-                raise StageFailed("; ".join(problems))
-            run.say(f"staging on {base} answered {run.version} and rejected {rejected} bad requests with 4xx")
+            yield base
         finally:
-            server.send_signal(signal.SIGINT)  # gunicorn's quick shutdown: the smoke test has all its answers
+            server.send_signal(signal.SIGINT)  # gunicorn's quick shutdown: every request sent has its answer
             server.wait(timeout=15)
 
 
 def promote_to_production(run: Run) -> None:
     """Point production at the candidate; running services swap it in."""
-    previous = run.registry.promote(run.version, "production", reason="passed gate and staging smoke test")
+    previous = run.registry.promote(run.version, "production", reason="passed gate, staging smoke test and scoring")
     run.say(f"production: {previous or '(none)'} -> {run.version}")
 
 
@@ -175,20 +207,22 @@ STAGES: list[Callable[[Run], None]] = [
     register_model,
     promote_to_staging,
     smoke_test_staging,
+    score_staging,
     promote_to_production,
 ]
 
 
 def run_pipeline(run: Run, stages: list[Callable[[Run], None]] = STAGES) -> int:
     """Run the stages in order, one line each; stop at the first failure with a message naming the stage."""
-    for number, stage in enumerate(stages, start=1):
-        try:
-            with run.console.stage(f"[{number}/{len(stages)}] {stage.__name__}"):
-                stage(run)
-        except Exception as error:  # any failure stops the pipeline before production moves
-            run.console.show(f"FAILED at stage {stage.__name__}: {error}")
-            run.console.show(f"production is unchanged: {run.registry.current('production') or '(none)'}")
-            return 1
+    with run.resources:  # the staging service, once a stage started it, stops when the run ends
+        for number, stage in enumerate(stages, start=1):
+            try:
+                with run.console.stage(f"[{number}/{len(stages)}] {stage.__name__}"):
+                    stage(run)
+            except Exception as error:  # any failure stops the pipeline before production moves
+                run.console.show(f"FAILED at stage {stage.__name__}: {error}")
+                run.console.show(f"production is unchanged: {run.registry.current('production') or '(none)'}")
+                return 1
     return 0
 
 

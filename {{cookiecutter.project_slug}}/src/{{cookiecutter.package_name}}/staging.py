@@ -1,0 +1,144 @@
+"""Scored staging: the holdout sent through the staging service, its answers checked against the model file's.
+
+The unit tests check code; the offline gate checks the model file. Neither sees the service that will answer in
+production: a row built in another column order, a unit converted on the way in, a bool mapped the wrong way. Here
+the staging service scores every holdout row over HTTP. Its answers must equal the model file's (any difference is
+skew between training and serving), and the gate then judges what staging served, against production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from . import artifact
+from .config import GateSettings
+from .data import read_csv
+from .features import TARGET, Feature
+from .gate import GateResult, run_gate
+
+BATCH_ROWS = 1_000  # rows per request: the service's largest batch, so a 5,000-row holdout is 5 requests
+TOLERANCE = 1e-6  # the service rounds probabilities to 6 decimals: half of that, and room for the float's last bits
+ANSWER = f"{TARGET}_probability"
+
+
+class StagingError(Exception):
+    """The staging service did not answer the holdout as a service should (a status, a body, a count)."""
+
+
+@dataclass(frozen=True)
+class Skew:
+    """How the served scores differ from the model file's: on how many rows, by how much, and through which input."""
+
+    rows: int
+    differing: int
+    largest: float
+    suspects: tuple[str, ...] = ()
+
+    def message(self) -> str:
+        """One line for the pipeline's failure: the count, the largest difference and the traced input, if any."""
+        text = (
+            f"staging served other scores than the model file on {self.differing} of {self.rows} holdout rows "
+            f"(largest difference {self.largest:.6f}): skew between training and serving"
+        )
+        if len(self.suspects) == 1:
+            return f"{text}; the service reads {self.suspects[0]} differently from training"
+        if self.suspects:
+            return f"{text}; the service reads these inputs differently from training: {', '.join(self.suspects)}"
+        return text
+
+
+def request_rows(features: tuple[Feature, ...], X: np.ndarray) -> list[dict]:
+    """The rows of ``X`` as the service's JSON requests carry them: each feature's value in its declared kind."""
+    cast = {"float": float, "int": int, "bool": bool}
+    kinds = [cast[feature.kind] for feature in features]
+    return [{f.name: kind(v) for f, kind, v in zip(features, kinds, row, strict=True)} for row in X.tolist()]
+
+
+def post(base: str, rows: list[dict]) -> list[float]:
+    """POST a batch to /predict; the probabilities, or StagingError naming what the service answered."""
+    parts = urlsplit(base)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        connection.request("POST", "/predict", json.dumps(rows), {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        status, text = response.status, response.read()
+    finally:
+        connection.close()
+    with contextlib.suppress(ValueError):
+        scores = json.loads(text).get(ANSWER) if status == 200 else None
+        if isinstance(scores, list) and len(scores) == len(rows):
+            return [float(score) for score in scores]
+    raise StagingError(f"staging answered a batch of {len(rows)} holdout rows with {status}: {text[:200]!r}")
+
+
+def served_scores(base: str, features: tuple[Feature, ...], X: np.ndarray) -> np.ndarray:
+    """Every row of ``X`` scored by the service at ``base``, in batches of BATCH_ROWS."""
+    rows = request_rows(features, X)
+    batches = (rows[start : start + BATCH_ROWS] for start in range(0, len(rows), BATCH_ROWS))
+    scores = [score for batch in batches for score in post(base, batch)]
+    return np.array(scores, dtype=float)
+
+
+def skew(served: np.ndarray, offline: np.ndarray) -> Skew:
+    """Compare served and offline scores row by row, within TOLERANCE."""
+    difference = np.abs(served - offline)
+    return Skew(len(offline), int((difference > TOLERANCE).sum()), float(difference.max(initial=0.0)))
+
+
+def trace(base: str, model: artifact.LoadedModel, X: np.ndarray, found: Skew, served: np.ndarray) -> Skew:
+    """Name the inputs that the service reads differently from training, by changing one feature at a time.
+
+    One row the service scores differently is sent again once per feature, with that feature taken from another
+    row. Where the service's error (in log-odds) changes, that feature takes part in the skew; where it stays the
+    same, the service reads that feature as training did. A monotone model makes this exact for one bad input.
+    """
+    offline = model.probability(X)
+    differing = np.flatnonzero(np.abs(served - offline) > TOLERANCE)
+    row = differing[np.argmin(np.abs(offline[differing] - 0.5))]  # the least rounded answer: far from 0 and 1
+    probes = np.repeat(X[row : row + 1], len(model.features) + 1, axis=0)
+    for column in range(len(model.features)):
+        others = np.flatnonzero(X[:, column] != X[row, column])
+        if len(others):
+            probes[column + 1, column] = X[others[0], column]
+    try:
+        errors = _logit(served_scores(base, model.features, probes)) - _logit(model.probability(probes))
+    except StagingError:
+        return found
+    moved = np.abs(errors[1:] - errors[0]) > 1e-3 * max(1.0, abs(errors[0]))
+    suspects = tuple(feature.name for feature, changed in zip(model.features, moved, strict=True) if changed)
+    return Skew(found.rows, found.differing, found.largest, suspects)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    """Log-odds, clipped away from 0 and 1 (the service rounds to 6 decimals)."""
+    clipped = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(clipped / (1 - clipped))
+
+
+def score_staging(
+    base: str,
+    candidate_dir: Path,
+    holdout_csv: Path,
+    production_dir: Path | None,
+    settings: GateSettings,
+    library_upgrade: bool = False,
+) -> tuple[Skew, GateResult]:
+    """Score the holdout through staging: the skew against the model file, and the gate on what staging served."""
+    model = artifact.load(candidate_dir)
+    X = read_csv(holdout_csv, model.features).X
+    served = served_scores(base, model.features, X)
+    found = skew(served, model.probability(X))
+    if found.differing:
+        found = trace(base, model, X, found, served)
+    where = f"the staging service at {base}"
+    gate = run_gate(
+        candidate_dir, holdout_csv, production_dir, settings, library_upgrade, served=served, scored_by=where
+    )
+    return found, gate
