@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }} import artifact, pipeline, service, staging
+from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.console import Console
 from {{ cookiecutter.package_name }}.data import read_csv
@@ -138,3 +139,18 @@ def test_a_serving_bug_stops_the_pipeline_at_staging_and_production_stays(
     assert "FAILED at stage score_staging: staging served other scores than the model file" in shown
     assert registry.current("production") == production
     assert json.loads((tmp_path / "staging" / "gate.json").read_text())["scored_by"].startswith("the staging service")
+
+
+def test_smoke_test_score_gates_what_the_service_serves_and_fails_on_skew(
+    project, staging_url, registry, monkeypatch, capsys, influential
+):
+    monkeypatch.setenv("MODEL_REGISTRY", str(registry.root))
+    version = registry.current("staging")
+    command = ["smoke-test", staging_url, "--version", version, "--score", "--out", "report"]
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert "## AUC gate: PASSED" in out and f"as the staging service at {staging_url}" in out
+    matrix = service.Serving.matrix
+    monkeypatch.setattr(service.Serving, "matrix", lambda self, rows: matrix(self, rows)[:, ::-1].copy())
+    assert main(command) == 1
+    assert "FAILED: staging served other scores than the model file" in capsys.readouterr().err

@@ -113,10 +113,14 @@ def build_parser(extensions: list | None = None) -> argparse.ArgumentParser:
     serve.add_argument("--port", type=number(int, 1, 65535), default=8000)
     serve.add_argument("--stage", choices=["staging", "production"], default="production")
     serve.add_argument("--workers", type=number(int, 1, 256), help="default: WEB_CONCURRENCY, else 2")
-    smoke = add(cmd_smoke_test, week, data)
+    smoke = add(cmd_smoke_test, week, data, upgrade)
     smoke.add_argument("url", type=http_url, help="base URL of the running service, e.g. http://127.0.0.1:8080")
     smoke.add_argument("--version", required=True, help="model version the service must answer with")
     smoke.add_argument("--wait", type=number(float, 0, 3600), default=90, help="seconds to wait for /ready (90)")
+    smoke.add_argument(
+        "--score", action="store_true", help="also score the holdout through it: skew check, then the gate on it"
+    )
+    smoke.add_argument("--out", default="staging-report", help="with --score: where to write the gate's report")
     pipeline_command = add(cmd_pipeline, week, upgrade)
     tests = pipeline_command.add_mutually_exclusive_group()
     tests.add_argument("--skip-tests", action="store_true", help="do not run the tests first")

@@ -98,7 +98,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_smoke_test(settings: Settings, args: argparse.Namespace) -> int:
-    """Check a running service (staging): ready, answering with VERSION, rejecting bad requests with 4xx."""
+    """Check a running service (staging): ready, answering with VERSION, rejecting bad input; --score: the holdout."""
     from . import pipeline
 
     base, holdout = args.url.rstrip("/"), holdout_file(settings, args)
@@ -110,9 +110,29 @@ def cmd_smoke_test(settings: Settings, args: argparse.Namespace) -> int:
     problems, rejected = pipeline.smoke_test(base, args.version, holdout)
     for problem in problems:
         print(f"FAILED: {problem}", file=sys.stderr)
-    if not problems:
-        print(f"{base} answered {args.version} and rejected {rejected} bad requests with 4xx")
-    return 1 if problems else 0
+    if problems:
+        return 1
+    print(f"{base} answered {args.version} and rejected {rejected} bad requests with 4xx")
+    return score_staging(settings, args, base, holdout) if args.score else 0
+
+
+def score_staging(settings: Settings, args: argparse.Namespace, base: str, holdout: Path) -> int:
+    """Send the holdout through the service and gate what it served; print the report; 0 pass, 1 otherwise."""
+    from .gate import write_outputs
+    from .staging import score_staging
+
+    registry = Registry(settings.registry)
+    production = registry.current("production")
+    folder = registry.folder(production) if production else None
+    found, result = score_staging(
+        base, resolve(settings, args.version), holdout, folder, settings.gate, args.library_upgrade
+    )
+    report = write_outputs(result, Path(args.out))
+    print(report.read_text(), end="")
+    if found.differing:
+        print(f"FAILED: {found.message()}", file=sys.stderr)
+        return 1
+    return 0 if result.exit_code == 0 else 1
 
 
 def cmd_pipeline(settings: Settings, args: argparse.Namespace) -> int:
