@@ -107,10 +107,13 @@ def trace(base: str, model: artifact.LoadedModel, X: np.ndarray, found: Skew, se
         others = np.flatnonzero(X[:, column] != X[row, column])
         if len(others):
             probes[column + 1, column] = X[others[0], column]
+    # the probes travel in a batch as large as the scoring's, so that a path only big batches take is probed too
+    batch = np.vstack([probes, X[: max(0, min(BATCH_ROWS, len(X)) - len(probes))]])
     try:
-        errors = _logit(served_scores(base, model.features, probes)) - _logit(model.probability(probes))
+        served_batch = served_scores(base, model.features, batch)[: len(probes)]
     except StagingError:
         return found
+    errors = _logit(served_batch) - _logit(model.probability(probes))
     moved = np.abs(errors[1:] - errors[0]) > 1e-3 * max(1.0, abs(errors[0]))
     suspects = tuple(feature.name for feature, changed in zip(model.features, moved, strict=True) if changed)
     return Skew(found.rows, found.differing, found.largest, suspects)
