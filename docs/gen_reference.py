@@ -35,7 +35,6 @@ SNIPPETS = [
     ("src/{package}/features.py", ("LABEL", "FEATURES"), "features.edit_here.py"),
     ("src/{package}/trust.py", ("TRUSTED_TYPES", "TRUSTED_TYPES"), "trust.trusted_types.py"),
     ("src/{package}/train.py", ("build_model", "build_model"), "train.build_model.py"),
-    ("src/{package}/train.py", ("fit", "fit"), "train.fit.py"),
     ("src/{package}/pipeline.py", ("gate_candidate", "gate_candidate"), "pipeline.gate_candidate.py"),
     ("src/{package}/pipeline.py", ("STAGES", "STAGES"), "pipeline.stages.py"),
     ("src/{package}/gate.py", ("decide", "decide"), "gate.decide.py"),
