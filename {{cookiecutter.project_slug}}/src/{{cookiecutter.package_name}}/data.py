@@ -87,11 +87,11 @@ def _check(path: Path, data: Dataset, features: tuple[Feature, ...]) -> None:
     for column, feature in zip(data.X.T, features, strict=True):
         low, high = (0, 1) if feature.kind == "bool" else (feature.minimum, feature.maximum)
         if not np.isfinite(column).all():
-            raise DataError(f"{path}: column {feature.name} holds NaN or infinite values")
+            raise DataError(f"{path}: column {feature.header} holds NaN or infinite values")
         if low is not None and column.min() < low or high is not None and column.max() > high:
-            raise DataError(f"{path}: column {feature.name} must lie in [{low}, {high}]")
+            raise DataError(f"{path}: column {feature.header} must lie in [{low}, {high}]")
         if feature.kind != "float" and not (column == np.round(column)).all():
-            raise DataError(f"{path}: column {feature.name} must hold whole numbers")
+            raise DataError(f"{path}: column {feature.header} must hold whole numbers")
 
 
 def sha256_of(path: Path) -> str:
