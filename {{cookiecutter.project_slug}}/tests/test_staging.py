@@ -49,6 +49,7 @@ def rescaled_input(monkeypatch, influential):
     return influential
 
 
+@pytest.mark.slow  # an HTTP server scoring the whole holdout: a staging run in miniature
 def test_staging_serves_every_holdout_row_as_the_model_file_scores_it(staging_url, registry, data_files):
     model = artifact.load(registry.folder(registry.current("staging")))
     X = read_csv(data_files[1], model.features).X
@@ -57,6 +58,7 @@ def test_staging_serves_every_holdout_row_as_the_model_file_scores_it(staging_ur
     assert skew(served, model.probability(X)).differing == 0
 
 
+@pytest.mark.slow  # an HTTP server scoring the whole holdout: a staging run in miniature
 def test_the_gate_judges_what_staging_served_and_the_report_says_so(staging_url, registry, data_files, gate_settings):
     version = registry.current("staging")
     found, result = score_staging(
@@ -69,6 +71,7 @@ def test_the_gate_judges_what_staging_served_and_the_report_says_so(staging_url,
     assert result.to_dict()["scored_by"] == result.scored_by
 
 
+@pytest.mark.slow  # an HTTP server scoring the whole holdout: a staging run in miniature
 def test_a_column_read_in_another_unit_is_skew_counted_measured_and_traced_to_its_feature(
     staging_url, rescaled_input, registry, data_files, gate_settings
 ):
@@ -120,6 +123,7 @@ def staged_run(registry, data_files, gate_settings, url, tmp_path) -> pipeline.R
     return run
 
 
+@pytest.mark.slow  # an HTTP server scoring the whole holdout: a staging run in miniature
 def test_the_pipeline_passes_staging_that_serves_the_model_file(
     staging_url, registry, data_files, gate_settings, tmp_path
 ):
@@ -129,6 +133,7 @@ def test_the_pipeline_passes_staging_that_serves_the_model_file(
     assert "as the staging service at" in (tmp_path / "staging" / "report.md").read_text()
 
 
+@pytest.mark.slow  # an HTTP server scoring the whole holdout: a staging run in miniature
 def test_a_serving_bug_stops_the_pipeline_at_staging_and_production_stays(
     staging_url, rescaled_input, registry, data_files, gate_settings, tmp_path
 ):
@@ -141,6 +146,7 @@ def test_a_serving_bug_stops_the_pipeline_at_staging_and_production_stays(
     assert json.loads((tmp_path / "staging" / "gate.json").read_text())["scored_by"].startswith("the staging service")
 
 
+@pytest.mark.slow  # an HTTP server scoring the whole holdout: a staging run in miniature
 def test_smoke_test_score_gates_what_the_service_serves_and_fails_on_skew(
     project, staging_url, registry, monkeypatch, capsys, influential
 ):
