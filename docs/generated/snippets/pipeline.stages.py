@@ -10,5 +10,6 @@ STAGES: list[Callable[[Run], None]] = [
     register_model,
     promote_to_staging,
     smoke_test_staging,
+    score_staging,
     promote_to_production,
 ]
