@@ -137,7 +137,7 @@ def _check_source(data: DataSettings, given: set[str]) -> None:
 def layers() -> list:
     """The layers installed on the hello world, such as the production loop; none in a hello-world project.
 
-    They are the modules that the package's entry points of the group `{{ cookiecutter.package_name }}.layers` name, in pyproject.toml.
+    They are the modules named by the package's entry points of the group `<package>.layers`, in pyproject.toml.
     """
     from importlib.metadata import entry_points
 

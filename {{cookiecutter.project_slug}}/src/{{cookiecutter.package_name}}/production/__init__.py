@@ -1,7 +1,7 @@
 """The production loop: a layer on top of the hello world, in a package of its own.
 
 It plugs into the core at two points, found through the entry point of pyproject.toml's
-`[project.entry-points."{{ cookiecutter.package_name }}.layers"]` (the core never imports this package by name):
+`[project.entry-points."<package>.layers"]` (the core never imports this package by name):
 - the command line: `extend_cli` adds guard, simulate, reproduce and bisect, and `monitor` on the live log;
 - the service: `install` adds X-Request-ID, the prediction log, the shadow model and /metrics to the app;
 and gunicorn's settings take its hooks (`gunicorn_hooks`: the metrics folder of Prometheus's multiprocess mode).
