@@ -105,10 +105,7 @@ def run_gate(
     decision, reasons = decide(estimate, comparison, settings, baseline)
     # how small a drop this holdout can show, at the AUC a drop would be measured from
     reference = comparison.baseline if comparison else estimate
-    # what the gate measured speaks for alike models only: a candidate already worse than the margin is no sign that
-    # an equally good one could be blocked
-    alike = comparison is not None and comparison.difference > -settings.max_auc_drop
-    paired = comparison.std_error if alike else None
+    paired = comparison.std_error if comparison else None
     warning = holdout_warning(reference, settings.max_auc_drop, paired)
     production_version = production_dir.name if production_dir else None
     return GateResult(
