@@ -11,7 +11,8 @@ import re
 from pathlib import Path
 
 BUDGET = {"modules": 16, "lines": 2_000, "test functions": 150, "subcommands": 12}
-REACHED = {"modules": 24, "lines": 3_360, "test functions": 274, "subcommands": 15}
+# 24 modules and 3,360 lines after the production loop moved out; then scored staging (issue 21) added staging.py
+REACHED = {"modules": 25, "lines": 3_580, "test functions": 282, "subcommands": 15}
 
 
 def size(project: Path) -> dict[str, int]:
