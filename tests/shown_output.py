@@ -22,6 +22,8 @@ VOLATILE = [
     (re.compile(r"(?<=/actions/runs/)\d+"), "<run>"),
     (re.compile(r"(?<![\w.])\d+\.\d+\.\d+(?![.\d])"), "<x.y.z>"),  # library and service versions
     (re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?= ?s\b)"), "<seconds>"),  # durations: "0.6 s", "in 47.04s"
+    # the duration column is right-aligned: a duration of two digits takes a space of the padding before it
+    (re.compile(r" +(?=<seconds>)"), " "),
     # a float's last digits change with the order of a sum (BLAS threads): compared to 12 decimals, not 17
     (re.compile(r"(?<![\w.])(\d+\.\d{12})\d+"), r"\1"),
 ]

@@ -95,8 +95,9 @@ def test_docs_build_strictly_with_snippets_from_the_bake(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    own_data = re.sub(r"<[^>]+>", "", (tmp_path / "site" / "how-to" / "own-data" / "index.html").read_text())
+    assert "FEATURES: tuple[Feature, ...] = (" in own_data  # a snippet copied from the bake, not typed into the page
     tutorial = re.sub(r"<[^>]+>", "", (tmp_path / "site" / "tutorial" / "index.html").read_text())
-    assert "def fit(data: Dataset" in tutorial  # a snippet copied from the bake, not typed into the page
     assert "fraud-detector pipeline" in tutorial
 
 
@@ -140,6 +141,7 @@ def test_shown_outputs_ignore_ids_hashes_times_and_ports_but_not_counts_or_score
     assert not matches("std_error: 0.00982318034292853", "std_error: 0.009823180343928528")
     assert matches("staging on http://127.0.0.1:44913 answered", "staging on http://127.0.0.1:38679 answered")
     assert matches("232 passed in 47.04s", "232 passed in 70.48s (0:01:10)")
+    assert matches("[8/10] smoke_test_staging     21.7 s  staging", "[8/10] smoke_test_staging      6.0 s  staging")
     assert matches(" Date: Mon Nov 30 14:45:01 2026 +0000", " Date: Tue Dec  1 09:00:00 2026 +0000")
 
 
