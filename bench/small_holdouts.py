@@ -21,7 +21,8 @@ training rows. A gate that blocks one of them blocks an equally good model. For 
 Production is ``build_model(s)`` fitted on one 80% sample of the training pool, the retrain
 ``build_model(s + 20_000)`` on another. Both score the holdout; the gate's own ``evaluate.compare_aucs`` and
 ``gate.decide`` decide with the bake's default ``GateSettings``, and the warning is computed exactly as
-``gate.run_gate`` does: ``holdout_warning(production's AucEstimate, max_auc_drop, SE of the paired difference)``.
+``gate.run_gate`` does: ``holdout_warning(production's AucEstimate, max_auc_drop, SE of the paired difference
+when its two-sided 95% interval holds 0, else None)``.
 
 The Markdown table gives, per table and holdout size: the mean positives; the mean |ΔAUC| of the two models on
 reference rows (``holdout_rows`` fresh synthetic rows; a table's whole holdout pool, itself small, so this figure
@@ -122,7 +123,10 @@ def judge(modules: dict, settings, y: np.ndarray, new: np.ndarray, old: np.ndarr
     estimate = evaluate.auc_estimate(y, new, settings.confidence)
     comparison = evaluate.compare_aucs(y, new, old, settings.confidence)
     decision, _ = gate.decide(estimate, comparison, settings)
-    warning = evaluate.holdout_warning(comparison.baseline, settings.max_auc_drop, comparison.std_error)
+    alike = abs(comparison.difference) <= 1.959963984540054 * comparison.std_error  # as run_gate: the interval holds 0
+    warning = evaluate.holdout_warning(
+        comparison.baseline, settings.max_auc_drop, comparison.std_error if alike else None
+    )
     return {
         "positives": positives,
         "undecided": False,

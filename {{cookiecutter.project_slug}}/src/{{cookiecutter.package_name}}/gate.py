@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from . import artifact
 from .config import GateSettings
@@ -105,7 +106,10 @@ def run_gate(
     decision, reasons = decide(estimate, comparison, settings, baseline)
     # how small a drop this holdout can show, at the AUC a drop would be measured from
     reference = comparison.baseline if comparison else estimate
-    paired = comparison.std_error if comparison else None
+    # the measured paired SE speaks for a candidate this holdout cannot tell from an equally good one (the two-sided
+    # interval of the difference holds 0); a clearly better or worse one says nothing of an equally good one's fate
+    alike = comparison is not None and abs(comparison.difference) <= stats.norm.ppf(0.975) * comparison.std_error
+    paired = comparison.std_error if alike else None
     warning = holdout_warning(reference, settings.max_auc_drop, paired)
     production_version = production_dir.name if production_dir else None
     return GateResult(
