@@ -12,7 +12,7 @@ from pathlib import Path
 
 BUDGET = {"modules": 16, "lines": 2_000, "test functions": 150, "subcommands": 12}
 # 24 modules and 3,360 lines after the production loop moved out; then scored staging (issue 21) added staging.py
-REACHED = {"modules": 25, "lines": 3_583, "test functions": 282, "subcommands": 15}
+REACHED = {"modules": 25, "lines": 3_585, "test functions": 284, "subcommands": 15}
 
 
 def size(project: Path) -> dict[str, int]:

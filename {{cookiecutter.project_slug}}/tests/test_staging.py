@@ -92,6 +92,27 @@ def test_a_column_read_in_another_unit_is_skew_counted_measured_and_traced_to_it
     assert f"on {found.differing} of {len(X)} holdout rows" in message and name in message
 
 
+def test_a_served_answer_that_is_no_number_is_skew_not_a_match():
+    offline = np.array([0.25, 0.5, 0.75])
+    found = skew(np.array([0.25, float("nan"), 0.75]), offline)
+    assert (found.differing, found.largest) == (1, float("inf"))
+    assert skew(offline + 5e-7, offline).differing == 0  # the service's rounding to 6 decimals is no skew
+
+
+@pytest.mark.parametrize("body", ["[]", '{"ANSWER": null}', '{"ANSWER": ["a"]}', '{"ANSWER": [0.5, 0.5]}', "not json"])
+def test_a_staging_answer_of_another_shape_is_a_clear_error(monkeypatch, body):
+    class Response:
+        status = 200
+
+        def read(self):
+            return body.replace("ANSWER", staging.ANSWER).encode()
+
+    monkeypatch.setattr(staging.http.client.HTTPConnection, "request", lambda *args, **kwargs: None)
+    monkeypatch.setattr(staging.http.client.HTTPConnection, "getresponse", lambda self: Response())
+    with pytest.raises(StagingError, match="answered a batch of 1 holdout rows with 200"):
+        staging.post("http://127.0.0.1:1", [{"x": 1.0}])
+
+
 def test_a_service_that_does_not_answer_a_batch_is_a_clear_error(tmp_path, serve, registry, data_files):
     empty = serve(create_app({"REGISTRY": str(tmp_path / "no-registry")}))  # no model: 503
     model = artifact.load(registry.folder(registry.current("production")))

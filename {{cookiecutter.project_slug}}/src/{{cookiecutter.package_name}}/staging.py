@@ -71,7 +71,7 @@ def post(base: str, rows: list[dict]) -> list[float]:
         status, text = response.status, response.read()
     finally:
         connection.close()
-    with contextlib.suppress(ValueError):
+    with contextlib.suppress(ValueError, TypeError, AttributeError):  # whatever the body, never a traceback
         scores = json.loads(text).get(ANSWER) if status == 200 else None
         if isinstance(scores, list) and len(scores) == len(rows):
             return [float(score) for score in scores]
@@ -89,7 +89,9 @@ def served_scores(base: str, features: tuple[Feature, ...], X: np.ndarray) -> np
 def skew(served: np.ndarray, offline: np.ndarray) -> Skew:
     """Compare served and offline scores row by row, within TOLERANCE."""
     difference = np.abs(served - offline)
-    return Skew(len(offline), int((difference > TOLERANCE).sum()), float(difference.max(initial=0.0)))
+    differing = ~(difference <= TOLERANCE)  # a NaN (an answer that is no number) differs too
+    largest = float("inf") if np.isnan(difference).any() else float(difference.max(initial=0.0))
+    return Skew(len(offline), int(differing.sum()), largest)
 
 
 def trace(base: str, model: artifact.LoadedModel, X: np.ndarray, found: Skew, served: np.ndarray) -> Skew:
