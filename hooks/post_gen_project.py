@@ -34,7 +34,10 @@ def remove_production_loop():
     """Leave the hello world: remove the production loop's files and its entry point in pyproject.toml."""
     for name in PRODUCTION_FILES:
         path = Path(name.format(package=json.loads(PACKAGE_NAME)))
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     pyproject = Path("pyproject.toml")
     text, found = ENTRY_POINT.subn("", pyproject.read_text())
     if found != 1:

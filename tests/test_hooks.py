@@ -96,6 +96,14 @@ HOSTILE_ANSWERS = [
 ]
 
 
+def refused(answers: dict, out: Path, capfd) -> list[str]:
+    """Bake with ``answers`` into ``out``, which the pre-gen hook must refuse with nothing written; its ERROR lines."""
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(ROOT), no_input=True, extra_context=answers, output_dir=str(out))
+    assert list(out.iterdir()) == []
+    return [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR:")]
+
+
 def hostile(answers: dict, marker: Path) -> dict:
     """The answers with the marker's path (and its touch command, hex-encoded) filled in."""
     touch = TOUCH.format(marker=marker)
@@ -110,11 +118,8 @@ def test_hostile_answer_is_refused_with_one_error_line_or_bakes_inert(tmp_path, 
     answers = hostile(answers, marker)
     out = tmp_path / "out"
     if key is not None:
-        with pytest.raises(FailedHookException):
-            cookiecutter(str(ROOT), no_input=True, extra_context=answers, output_dir=str(out))
-        errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR:")]
+        errors = refused(answers, out, capfd)
         assert len(errors) == 1 and errors[0].startswith(f"ERROR: {key} ")
-        assert list(out.iterdir()) == []
     else:
         project = Path(
             cookiecutter(str(ROOT), no_input=True, extra_context={**answers, "init_git": False}, output_dir=str(out))
@@ -158,11 +163,8 @@ def test_an_answer_holding_jinja_code_is_refused_by_the_sandbox_before_anything_
 
 @pytest.mark.parametrize(("answers", "key"), UNSUPPORTED)
 def test_bake_refuses_bad_answer_with_one_error_line_and_no_output(tmp_path, capfd, answers, key):
-    with pytest.raises(FailedHookException):
-        cookiecutter(str(ROOT), no_input=True, extra_context=answers, output_dir=str(tmp_path))
-    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR:")]
+    errors = refused(answers, tmp_path, capfd)
     assert len(errors) == 1 and key in errors[0]
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_bake_refuses_an_unlisted_python_version(tmp_path):
