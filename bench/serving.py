@@ -757,12 +757,12 @@ def profile(lab: Lab, seconds: int) -> str:
 
 
 def check_thread_pools(lab: Lab) -> dict[str, list]:
-    """OpenMP/BLAS threads one gunicorn worker gets, with the shipped gunicorn_conf.py and with gunicorn's defaults."""
+    """OpenMP/BLAS threads one gunicorn worker gets, with the shipped gunicorn.conf.py and with gunicorn's defaults."""
     package = package_of(lab.project)
     base = [lab.python, "-m", "gunicorn", "--workers", "1", "--bind", "127.0.0.1:{port}", "--pythonpath", BENCH]
     report = {}
     for name, config in (
-        ("shipped gunicorn_conf.py", ["--config", f"python:{package}.gunicorn_conf"]),
+        ("shipped gunicorn.conf.py", ["--config", str(lab.project / "gunicorn.conf.py")]),
         ("gunicorn defaults", []),
     ):
         target = Target(

@@ -137,9 +137,9 @@ def prepare(work: Path, before: Path) -> dict[str, Lab]:
 
 
 def gunicorn_target(lab: Lab, name: str, model: str, args: str = "") -> Target:
-    """The lab's service exactly as its Dockerfile starts it (gunicorn with its gunicorn_conf.py), plus ``args``."""
+    """The lab's service exactly as its Dockerfile starts it (gunicorn with its gunicorn.conf.py), plus ``args``."""
     package = serving.package_of(lab.project)
-    command = [lab.python, "-m", "gunicorn", "--config", f"python:{package}.gunicorn_conf"]
+    command = [lab.python, "-m", "gunicorn", "--config", str(lab.project / "gunicorn.conf.py")]
     command += ["--bind", "127.0.0.1:{port}", f"{package}.service:create_app()"]
     env = {"MODEL_REGISTRY": str(lab.registries[model]), "GUNICORN_CMD_ARGS": args, "XDG_RUNTIME_DIR": str(lab.work)}
     return Target(

@@ -42,7 +42,7 @@ SNIPPETS = [
     ("src/{package}/config.py", ("GateSettings", "Settings"), "config.settings.py"),
 ]
 # whole files shown in the docs, when the bake has them
-WHOLE_FILES = ["Dockerfile", "src/{package}/gunicorn_conf.py"]
+WHOLE_FILES = ["Dockerfile", "gunicorn.conf.py"]
 
 CONFIG_HELP = {
     "registry": "Folder of the model registry: `models/`, `stages/`, `history.jsonl`. "
@@ -83,12 +83,12 @@ ENVIRONMENT_HELP = {
     "MODEL_SHADOW": "A second model that scores every row for the log only: `staging`, `previous` (the production "
     "version the current one replaced), or empty / `off` (the default); `serve --shadow` sets it.",
     "PROMETHEUS_MULTIPROC_DIR": "Folder where gunicorn's workers keep their metrics for `/metrics` to add up; "
-    "`gunicorn_conf.py` makes a fresh temporary one unless set, and empties it at start.",
+    "`gunicorn.conf.py` makes a fresh temporary one unless set, and empties it at start.",
     "BIND": "Address gunicorn listens on when started without `serve` (the container image), e.g. `0.0.0.0:8000`.",
     "WEB_CONCURRENCY": "Number of gunicorn worker processes (2 by default).",
     "GITHUB_ACTOR": "Recorded as the user of a registry change when set (in GitHub Actions); otherwise the login name.",
     "OMP_NUM_THREADS": (
-        "Set to 1 by `gunicorn_conf.py` in the gunicorn master unless already set; "
+        "Set to 1 by `gunicorn.conf.py` in the gunicorn master unless already set; "
         "the workers inherit it (one native thread per worker)."
     ),
     "OPENBLAS_NUM_THREADS": "As `OMP_NUM_THREADS`.",

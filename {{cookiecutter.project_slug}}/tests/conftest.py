@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 from werkzeug.serving import make_server
 
-from {{ cookiecutter.package_name }} import sources
 from {{ cookiecutter.package_name }}.config import SOURCES, TABLE, GateSettings, Settings, load_settings
-from {{ cookiecutter.package_name }}.data import Dataset, read_csv
+from {{ cookiecutter.package_name }}.data import DataFiles, Dataset, prepare, read_csv
 from {{ cookiecutter.package_name }}.features import FEATURES, LABEL, Feature
 from {{ cookiecutter.package_name }}.registry import Registry
 
@@ -48,9 +47,9 @@ def configured(tmp_path_factory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def source(configured) -> sources.DataFiles:
+def source(configured) -> DataFiles:
     """The configured data source's training and holdout CSVs, written once per session (treat them as read-only)."""
-    return sources.prepare(configured)
+    return prepare(configured)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from {{ cookiecutter.package_name }} import artifact, trust
+from {{ cookiecutter.package_name }} import artifact
 from {{ cookiecutter.package_name }}.artifact import ArtifactError
 from {{ cookiecutter.package_name }}.data import read_csv
 from {{ cookiecutter.package_name }}.features import FEATURES
@@ -82,7 +82,7 @@ def test_two_threads_loading_at_once_take_turns(model_dir, monkeypatch):
 
 def test_every_class_of_the_fitted_build_model_is_in_the_allow_list(model_dir):
     # fails when build_model() in train.py changes: add the classes it names to TRUSTED_TYPES in artifact.py
-    untrusted = trust.types_in(model_dir / artifact.MODEL_FILE) - trust.trusted_types()
+    untrusted = artifact.types_in(model_dir / artifact.MODEL_FILE) - artifact.trusted_types()
     assert not untrusted, f"add these to TRUSTED_TYPES in artifact.py: {sorted(untrusted)}"
 
 
@@ -100,12 +100,12 @@ def test_scikit_learn_tree_ensembles_load_with_no_edit_to_the_allow_list(estimat
     rng = np.random.default_rng(0)
     model_file = tmp_path / artifact.MODEL_FILE
     skops.io.dump(estimator.fit(rng.random((60, 3)), [0, 1] * 30), model_file)
-    assert trust.untrusted(model_file) == []
+    assert artifact.untrusted(model_file) == []
 
 
 def test_every_listed_tree_ensemble_class_exists_in_the_installed_scikit_learn():
     # the names follow scikit-learn's private modules, which a release may move
-    for name in trust.TREE_ENSEMBLES:
+    for name in artifact.TREE_ENSEMBLES:
         module, _, attribute = name.rpartition(".")
         assert isinstance(getattr(importlib.import_module(module), attribute, None), type), name
 
@@ -134,17 +134,17 @@ def test_a_model_file_holding_a_function_from_outside_scikit_learn_is_refused(fo
 def test_no_function_is_trusted_unless_listed_not_even_a_numpy_one_skops_trusts(folder, monkeypatch):
     log = FunctionTransformer(np.log1p)
     replace_model(folder, Pipeline([("log", log), ("classify", fitted(LogisticRegression()))]))
-    monkeypatch.setattr(trust, "TRUSTED_TYPES", (*trust.TRUSTED_TYPES, FUNCTION_TRANSFORMER))
+    monkeypatch.setattr(artifact, "TRUSTED_TYPES", (*artifact.TRUSTED_TYPES, FUNCTION_TRANSFORMER))
     with pytest.raises(ArtifactError, match=r"does not trust: numpy\.log1p \("):
         artifact.load(folder)
-    monkeypatch.setattr(trust, "TRUSTED_TYPES", (*trust.TRUSTED_TYPES, "numpy.log1p"))
+    monkeypatch.setattr(artifact, "TRUSTED_TYPES", (*artifact.TRUSTED_TYPES, "numpy.log1p"))
     assert artifact.load(folder).version == metadata_of(folder)["version"]
 
 
 def test_a_method_of_a_trusted_class_is_refused_unless_listed(folder, monkeypatch):
     scale = fitted(StandardScaler()).transform
     replace_model(folder, Pipeline([("scale", FunctionTransformer(scale)), ("classify", fitted(LogisticRegression()))]))
-    monkeypatch.setattr(trust, "TRUSTED_TYPES", (*trust.TRUSTED_TYPES, FUNCTION_TRANSFORMER))
+    monkeypatch.setattr(artifact, "TRUSTED_TYPES", (*artifact.TRUSTED_TYPES, FUNCTION_TRANSFORMER))
     with pytest.raises(
         ArtifactError, match=r"does not trust: sklearn\.preprocessing\._data\.StandardScaler\.transform "
     ):

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from {{ cookiecutter.package_name }}.console import Console, log_path
+from {{ cookiecutter.package_name }}.pipeline import Console, log_path
 
 
 class Terminal(io.StringIO):

@@ -8,8 +8,9 @@ import pytest
 from scipy import special, stats
 from sklearn.metrics import roc_auc_score
 
-from {{ cookiecutter.package_name }} import evaluate
-from {{ cookiecutter.package_name }}.evaluate import (
+from {{ cookiecutter.package_name }} import gate as evaluate
+from {{ cookiecutter.package_name }} import monitor
+from {{ cookiecutter.package_name }}.gate import (
     POWER,
     AucEstimate,
     auc_estimate,
@@ -127,17 +128,17 @@ def test_identical_scores_compare_as_no_difference():
 
 def test_population_stability_is_near_zero_without_drift_and_large_with_it():
     rng = np.random.default_rng(0)
-    profile = evaluate.feature_profile(rng.normal(size=5_000))
+    profile = monitor.feature_profile(rng.normal(size=5_000))
     assert sum(profile["shares"]) == pytest.approx(1.0)
-    assert evaluate.population_stability(profile, rng.normal(size=5_000)) < 0.02
-    assert evaluate.population_stability(profile, rng.normal(loc=1.0, size=5_000)) > 0.5
+    assert monitor.population_stability(profile, rng.normal(size=5_000)) < 0.02
+    assert monitor.population_stability(profile, rng.normal(loc=1.0, size=5_000)) > 0.5
 
 
 def test_population_stability_sees_a_shift_in_a_yes_no_feature():
     rng = np.random.default_rng(0)
-    profile = evaluate.feature_profile((rng.random(5_000) < 0.7).astype(float))
-    assert evaluate.population_stability(profile, (rng.random(5_000) < 0.7).astype(float)) < 0.01
-    assert evaluate.population_stability(profile, (rng.random(5_000) < 0.45).astype(float)) > 0.2
+    profile = monitor.feature_profile((rng.random(5_000) < 0.7).astype(float))
+    assert monitor.population_stability(profile, (rng.random(5_000) < 0.7).astype(float)) < 0.01
+    assert monitor.population_stability(profile, (rng.random(5_000) < 0.45).astype(float)) > 0.2
 
 
 def separated(positives, negatives, perfect=True):

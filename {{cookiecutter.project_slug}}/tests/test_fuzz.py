@@ -15,15 +15,16 @@ import string
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.features import FEATURES, TARGET, Feature
-from {{ cookiecutter.package_name }}.pipeline import free_port, wait_until_ready
 from {{ cookiecutter.package_name }}.registry import Registry
 from {{ cookiecutter.package_name }}.service import MAX_BODY_BYTES, create_app
+from {{ cookiecutter.package_name }}.staging import free_port, wait_until_ready
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
 FULL = EXAMPLES >= 10_000
@@ -246,7 +247,7 @@ def live_service(production_registry):
     """The service under gunicorn with the shipped config, on a free 127.0.0.1 port, until the module ends."""
     port = free_port()
     package = "{{ cookiecutter.package_name }}"
-    command = [sys.executable, "-m", "gunicorn", "--config", f"python:{package}.gunicorn_conf"]
+    command = [sys.executable, "-m", "gunicorn", "--config", str(Path(__file__).parents[1] / "gunicorn.conf.py")]
     command += ["--bind", f"127.0.0.1:{port}", f"{package}.service:create_app()"]
     env = {**os.environ, "MODEL_REGISTRY": str(production_registry), "MODEL_STAGE": "production"}
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -11,8 +11,7 @@ from {{ cookiecutter.package_name }} import artifact, train
 from {{ cookiecutter.package_name }}.cli import PROG, main
 from {{ cookiecutter.package_name }}.config import TABLE, GateSettings
 from {{ cookiecutter.package_name }}.data import Dataset, read_csv, write_csv
-from {{ cookiecutter.package_name }}.evaluate import AucComparison, AucEstimate
-from {{ cookiecutter.package_name }}.gate import EXIT_CODES, decide, render_report, run_gate, write_outputs
+from {{ cookiecutter.package_name }}.gate import EXIT_CODES, AucComparison, AucEstimate, decide, render_report, run_gate, write_outputs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

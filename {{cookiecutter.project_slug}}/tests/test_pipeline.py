@@ -9,14 +9,14 @@ from dataclasses import replace
 
 import pytest
 
-from {{ cookiecutter.package_name }} import artifact, pipeline, sources
+from {{ cookiecutter.package_name }} import artifact, pipeline
 from {{ cookiecutter.package_name }}.config import GateSettings
-from {{ cookiecutter.package_name }}.console import Console
-from {{ cookiecutter.package_name }}.data import read_csv, sha256_of
+from {{ cookiecutter.package_name }}.data import prepare, read_csv, sha256_of
 from {{ cookiecutter.package_name }}.features import FEATURES, Feature
-from {{ cookiecutter.package_name }}.pipeline import Run, StageFailed, run_pipeline, smoke_requests
+from {{ cookiecutter.package_name }}.pipeline import Console, Run, StageFailed, run_pipeline
 from {{ cookiecutter.package_name }}.registry import Registry
 from {{ cookiecutter.package_name }}.service import create_app
+from {{ cookiecutter.package_name }}.staging import smoke_requests
 
 # every stage except the staging server, which only the full-pipeline test starts
 WITHOUT_SERVER = [
@@ -198,7 +198,7 @@ def test_make_data_writes_the_configured_sources_files(settings, source):
     pipeline.make_data(run)
     assert (run.train_csv, run.holdout_csv) == (run.data.train, run.data.holdout)
     assert sha256_of(run.holdout_csv) == sha256_of(source.holdout)
-    assert run.data.lineage == sources.prepare(settings).lineage
+    assert run.data.lineage == prepare(settings).lineage
     assert shown(run) == [f"{run.data.description}: {run.train_csv} and {run.holdout_csv}"]
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.pipeline import free_port, wait_until_ready
 from {{ cookiecutter.package_name }}.service import MAX_BODY_BYTES
+from {{ cookiecutter.package_name }}.staging import free_port, wait_until_ready
 
 pytestmark = pytest.mark.server
 
@@ -31,10 +31,10 @@ CHUNKED = b"POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: applicati
 
 @contextlib.contextmanager
 def gunicorn(registry_root: Path, log: Path):
-    """Run the service as the image does (gunicorn with gunicorn_conf.py) on a free port; yield the port."""
+    """Run the service as the image does (gunicorn with gunicorn.conf.py) on a free port; yield the port."""
     port = free_port()
     package = "{{ cookiecutter.package_name }}"
-    command = [sys.executable, "-m", "gunicorn", "--config", f"python:{package}.gunicorn_conf"]
+    command = [sys.executable, "-m", "gunicorn", "--config", str(Path(__file__).parents[1] / "gunicorn.conf.py")]
     command += ["--bind", f"127.0.0.1:{port}", f"{package}.service:create_app()"]
     env = {**os.environ, "MODEL_REGISTRY": str(registry_root), "MODEL_STAGE": "production"}
     with log.open("w") as output:

@@ -19,8 +19,7 @@ from {{ cookiecutter.package_name }}.cli import PROG
 from {{ cookiecutter.package_name }}.data import read_csv
 from {{ cookiecutter.package_name }}.features import FEATURES, TARGET, feature_names
 from {{ cookiecutter.package_name }}.registry import Registry
-from {{ cookiecutter.package_name }}.service import MAX_BODY_BYTES, create_app
-from {{ cookiecutter.package_name }}.validation import MAX_DETAILS, MAX_UNSCORABLE, SCHEMA
+from {{ cookiecutter.package_name }}.service import MAX_BODY_BYTES, MAX_DETAILS, MAX_UNSCORABLE, SCHEMA, create_app
 
 ANSWER = f"{TARGET}_probability"
 NUMBERS = [f for f in FEATURES if f.kind != "bool"]

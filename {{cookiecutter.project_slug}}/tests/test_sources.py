@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }} import sources
+from {{ cookiecutter.package_name }} import data as sources
 from {{ cookiecutter.package_name }}.config import DataSettings, Settings
 from {{ cookiecutter.package_name }}.data import DataError, read_csv, sha256_of
 from {{ cookiecutter.package_name }}.features import LABEL

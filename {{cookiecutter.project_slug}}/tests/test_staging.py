@@ -9,8 +9,8 @@ import pytest
 from {{ cookiecutter.package_name }} import artifact, pipeline, service, staging
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.console import Console
 from {{ cookiecutter.package_name }}.data import read_csv
+from {{ cookiecutter.package_name }}.pipeline import Console
 from {{ cookiecutter.package_name }}.service import create_app
 from {{ cookiecutter.package_name }}.staging import BATCH_ROWS, StagingError, score_staging, served_scores, skew
 

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from {{ cookiecutter.package_name }} import pipeline, sources, synthetic
+from {{ cookiecutter.package_name }} import pipeline, synthetic
 from {{ cookiecutter.package_name }}.cli import main
 from {{ cookiecutter.package_name }}.config import TABLE, DataSettings, GateSettings, Settings
-from {{ cookiecutter.package_name }}.console import Console
-from {{ cookiecutter.package_name }}.data import DataError, read_csv, write_csv
+from {{ cookiecutter.package_name }}.data import DataError, prepare, read_csv, write_csv
 from {{ cookiecutter.package_name }}.features import FEATURES, feature_names
 from {{ cookiecutter.package_name }}.gate import run_gate
 from {{ cookiecutter.package_name }}.monitor import offline_report
+from {{ cookiecutter.package_name }}.pipeline import Console
 from {{ cookiecutter.package_name }}.synthetic import synthetic_transactions
 from {{ cookiecutter.package_name }}.train import fit, train
 
@@ -43,7 +43,7 @@ def example(tmp_path_factory) -> Settings:
 @pytest.fixture(scope="module")
 def week0_model(example, tmp_path_factory):
     """A model of week 0 and its data files."""
-    files = sources.prepare(example, week=0)
+    files = prepare(example, week=0)
     folder, _ = train(files.train, files.holdout, tmp_path_factory.mktemp("week0"), seed=0)
     return folder, files
 
@@ -105,13 +105,13 @@ def test_a_week_0_model_loses_auc_on_week_4_and_a_retrain_wins_it_back():
 
 
 def test_the_synthetic_source_writes_the_weeks_files_and_names_the_week(example):
-    files = sources.prepare(example, week=3)
+    files = prepare(example, week=3)
     assert (files.train, files.holdout) == synthetic.week_files(example.data_dir, 3)
     assert files.train.parent.name == "week-03"
     assert len(read_csv(files.holdout).y) == ROWS
     assert files.description == "synthetic week 3"
     assert files.lineage == {"source": "synthetic", "week": 3, "seed": 0}
-    assert sources.prepare(example).description == "synthetic week 0"
+    assert prepare(example).description == "synthetic week 0"
 
 
 def test_the_gate_passes_a_retrain_on_a_fresh_sample_of_the_same_week(tmp_path, week0_model, gate_settings):

@@ -1,13 +1,18 @@
-"""A trained model as a folder: model.skops, metadata.json, metrics.json and manifest.json, verified on load."""
+"""A trained model as a folder: model.skops, metadata.json, metrics.json and manifest.json, verified on load.
+
+A model file may hold only the classes of an allow-list, checked against the file's schema before skops builds it.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import platform
 import re
 import subprocess
 import threading
+import zipfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,7 +21,6 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
-from . import trust
 from .data import sha256_of
 from .features import Feature, Kind
 
@@ -37,6 +41,86 @@ LIBRARY_VERSION = re.compile(r"[0-9]+(\.[0-9]+)+[0-9a-z.+-]{0,30}")
 # process, not per thread: two loads at once (a service swapping in a model while the shadow loads its own) can
 # fail with "AST constructor recursion depth mismatch" (python/cpython#106905). Loads are rare; they take turns.
 LOADING = threading.Lock()
+
+
+# ----------------------------------------------------------------------------
+# EDIT HERE: the classes a model file may hold, as "module.Class". Loading refuses
+# every other class, and every function or method (a FunctionTransformer's func,
+# say) unless it is listed here too: listing one lets a model file call it. These
+# are the classes of build_model() in train.py; change one, run the tests, and
+# tests/test_artifact.py names each class to add.
+# ----------------------------------------------------------------------------
+TRUSTED_TYPES: tuple[str, ...] = (
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.linear_model._logistic.LogisticRegression",
+)
+
+# Trusted too, so that swapping in one of scikit-learn's tree ensembles needs no edit above: the classes that a
+# fitted HistGradientBoostingClassifier, GradientBoostingClassifier, RandomForestClassifier or ExtraTreesClassifier
+# holds. Classes only, no function or method. The names follow scikit-learn's private modules: the lock pins its
+# version, and tests/test_artifact.py fails when an upgrade moves one.
+TREE_ENSEMBLES: tuple[str, ...] = (
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.ensemble._gb.GradientBoostingClassifier",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.ExtraTreesClassifier",
+    "sklearn.tree._classes.ExtraTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._classes.DecisionTreeRegressor",
+    "sklearn.tree._tree.Tree",
+    "sklearn.dummy.DummyClassifier",
+    "sklearn.preprocessing._label.LabelEncoder",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn._loss._loss.CyHalfBinomialLoss",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.link.Interval",
+)
+
+
+@functools.cache
+def data_types() -> frozenset[str]:
+    """What a fitted estimator holds besides its classes: plain values, numpy arrays, scalars, dtypes, random states."""
+    import numpy as np  # here, not at the top: commands that only read the registry start without numpy
+
+    return frozenset(
+        {f"builtins.{name}" for name in ("bool", "bytes", "dict", "float", "int", "list", "slice", "str", "tuple")}
+        | {f"numpy.{kind.__name__}" for kind in np.sctypeDict.values()}
+        | {"numpy.ndarray", "numpy.dtype", "numpy.random.mtrand.RandomState", "numpy.random._generator.Generator"}
+    )
+
+
+def trusted_types() -> frozenset[str]:
+    """Every type, function and method a model file may name: plain data, TRUSTED_TYPES and TREE_ENSEMBLES."""
+    return data_types() | set(TRUSTED_TYPES) | set(TREE_ENSEMBLES)
+
+
+def types_in(model_file: Path) -> set[str]:
+    """Every type, function and method a skops file names, read from its schema without loading anything."""
+    with zipfile.ZipFile(model_file) as archive:
+        stack, names = [json.loads(archive.read("schema.json"))], set()
+    while stack:  # a walk of every object in the schema, so nothing nested escapes the check
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+            if node.keys() & {"__class__", "__module__", "__loader__"} and node.get("__loader__") != "CachedNode":
+                module, name = node.get("__module__"), node.get("__class__")
+                if not (isinstance(module, str) and isinstance(name, str)):
+                    raise ValueError(f"an object without a module and name: {str(node)[:80]}")
+                if node.get("__loader__") == "MethodNode":  # a bound method: Class.method, trusted only by that name
+                    content = node.get("content")
+                    name += f".{content.get('func') if isinstance(content, dict) else None}"
+                names.add(f"{module}.{name}")
+    return names
+
+
+def untrusted(model_file: Path) -> list[str]:
+    """The types, functions and methods a skops file names outside trusted_types(), sorted; [] when it may load."""
+    return sorted(types_in(model_file) - trusted_types())
 
 
 class ArtifactError(Exception):
@@ -228,25 +312,25 @@ def verify(folder: Path) -> dict:
 def check_types(model_file: Path) -> None:
     """Refuse a skops file that names a type, function or method this project does not trust, without loading it."""
     try:
-        refused = trust.untrusted(model_file)
+        refused = untrusted(model_file)
     except Exception as error:  # zipfile and json raise many kinds on a malformed file
         raise ArtifactError(f"cannot load {model_file}: {error}") from None
     if refused:
         raise ArtifactError(
             f"{model_file} holds types this project does not trust: {', '.join(refused)} "
-            "(if build_model() uses them, add them to TRUSTED_TYPES in trust.py)"
+            "(if build_model() uses them, add them to TRUSTED_TYPES in artifact.py)"
         )
 
 
 def load(folder: Path) -> LoadedModel:
-    """Verify and load a model folder; the skops file may name only the types in trust.trusted_types()."""
+    """Verify and load a model folder; the skops file may name only the types in trusted_types()."""
     import skops.io  # imported on first load: see save()
 
     metadata = verify(folder)
     model_file = folder / MODEL_FILE
     try:
         # skops trusts its defaults plus the list given: only what verify let through, so skops refuses the rest
-        trusted = [name for name in skops.io.get_untrusted_types(file=model_file) if name in trust.trusted_types()]
+        trusted = [name for name in skops.io.get_untrusted_types(file=model_file) if name in trusted_types()]
         with LOADING:
             estimator = skops.io.load(model_file, trusted=trusted)
     except Exception as error:  # skops raises many kinds on a malformed file

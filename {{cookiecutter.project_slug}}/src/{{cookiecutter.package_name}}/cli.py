@@ -6,9 +6,21 @@ import argparse
 import sys
 from urllib.parse import urlsplit
 
-from .cli_data import cmd_data, cmd_declare, cmd_train, requested_week
-from .cli_deploy import cmd_evaluate, cmd_gate, cmd_monitor, cmd_pipeline, cmd_serve, cmd_smoke_test
-from .cli_registry import cmd_diff, cmd_history, cmd_models, cmd_promote, cmd_register, cmd_rollback
+from .commands import (
+    cmd_declare,
+    cmd_diff,
+    cmd_gate,
+    cmd_history,
+    cmd_monitor,
+    cmd_pipeline,
+    cmd_promote,
+    cmd_register,
+    cmd_rollback,
+    cmd_serve,
+    cmd_smoke_test,
+    cmd_train,
+    requested_week,
+)
 from .config import PROG, layers, load_settings
 
 
@@ -78,7 +90,6 @@ def build_parser(extensions: list | None = None) -> argparse.ArgumentParser:
         parsers[name] = command
         return command
 
-    add(cmd_data, week)
     train = add(cmd_train, week)
     train.add_argument("--train", help="training CSV")
     train.add_argument("--holdout", help="holdout CSV")
@@ -88,7 +99,6 @@ def build_parser(extensions: list | None = None) -> argparse.ArgumentParser:
     declare.add_argument("--label", required=True, help="the 0/1 column the model predicts")
     declare.add_argument("--ignore", action="append", metavar="COLUMN", help="a column that is no feature (repeatable)")
     declare.add_argument("--write", action="store_true", help="rewrite LABEL and FEATURES in features.py")
-    add(cmd_evaluate, week, data).add_argument("model", help="a model folder or a registered version")
     gate = add(cmd_gate, week, data, upgrade)
     gate.add_argument("candidate", help="candidate model folder or version")
     gate.add_argument("--against", metavar="MODEL", help="compare with this folder or version, not production")
@@ -101,7 +111,6 @@ def build_parser(extensions: list | None = None) -> argparse.ArgumentParser:
     promote.add_argument("--stage", choices=["staging", "production"], default="production")
     add(cmd_rollback, reason).add_argument("--to", help="version to restore (default: the one production replaced)")
     add(cmd_history)
-    add(cmd_models)
     diff = add(cmd_diff)
     diff.add_argument("a", help="older version or folder")
     diff.add_argument("b", help="newer version or folder")

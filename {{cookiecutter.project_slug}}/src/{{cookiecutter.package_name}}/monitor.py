@@ -1,4 +1,4 @@
-"""Monitoring: a model's AUC on later labelled data against its deploy-time AUC, and input drift."""
+"""Monitoring: a model's AUC on later labelled data against its deploy-time AUC, and input drift (PSI)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from scipy import stats
 from . import artifact
 from .config import Settings
 from .data import read_csv
-from .evaluate import AucEstimate, auc_estimate, population_stability
 from .features import FEATURES, Feature
+from .gate import AucEstimate, auc_estimate
 
 # below this many rows a week's PSI is mostly sampling noise (about (bins - 1) / rows = 0.02 at 500), not drift
 MIN_DRIFT_ROWS = 500
@@ -213,3 +213,18 @@ def plot(report: MonitorReport, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+def feature_profile(values: np.ndarray, bins: int = 10) -> dict:
+    """Summarise one feature's distribution as quantile bin edges and the share of rows per bin."""
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
+    counts = np.bincount(np.digitize(values, edges, right=True), minlength=len(edges) + 1)
+    return {"edges": edges.tolist(), "shares": (counts / len(values)).tolist()}
+
+
+def population_stability(profile: dict, values: np.ndarray) -> float:
+    """Population stability index (PSI) of new values against a feature's training profile."""
+    counts = np.bincount(np.digitize(values, profile["edges"], right=True), minlength=len(profile["shares"]))
+    expected = np.clip(np.asarray(profile["shares"]), 1e-4, None)
+    actual = np.clip(counts / len(values), 1e-4, None)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))

@@ -3,34 +3,133 @@
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
-import os
-import signal
-import socket
+import shutil
 import subprocess
 import sys
-import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
-from urllib.parse import urlsplit
+from typing import TextIO
 
-from . import sources, staging
+from . import staging
 from .config import Settings
-from .console import Console
-from .data import read_csv
-from .features import FEATURES, Feature
+from .data import DataFiles, prepare
 from .gate import run_gate, write_outputs
 from .registry import Registry
-from .service import MAX_BATCH, MAX_BODY_BYTES
+from .staging import StageFailed, smoke_test, staging_server
 from .train import train
 
+SUMMARY_WIDTH = 27  # as wide as "[9/9] promote_to_production"
+LOGS = Path("logs")
 
-class StageFailed(Exception):
-    """A stage found a problem; the pipeline stops and production stays as it was."""
+
+def log_path(name: str, folder: Path = LOGS) -> Path:
+    """A new log file for a run of ``name``, named after the time it starts: logs/pipeline-20260101-120000.log."""
+    return folder / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+
+
+class Console:
+    """Shows a run's stages on the screen (a summary line each, or every line when verbose) and logs every line."""
+
+    def __init__(
+        self, screen: TextIO | None = None, verbose: bool = False, log: Path | None = None, tick: float = 0.5
+    ) -> None:
+        """Write to ``screen`` (standard output by default) and append every line to ``log`` when given."""
+        self._screen = screen
+        self.verbose = verbose
+        self.log_path = log
+        self.tick = tick
+        self._log: TextIO | None = None
+        self._lock = threading.Lock()
+        self._result = ""
+        self._latest = ""
+        self._progress = ""  # the progress line now on a terminal, to erase before the next write
+
+    @property
+    def screen(self) -> TextIO:
+        """Where lines go; standard output is looked up at each write, so redirections made later apply."""
+        return self._screen or sys.stdout
+
+    def __enter__(self) -> Console:
+        """Open the log file."""
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = self.log_path.open("a", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """Close the log file and say where it is, as the run's last line."""
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+            self.show(f"log: {self.log_path}")
+
+    def show(self, text: str) -> None:
+        """A line for the screen whatever the verbosity (a summary, a failure), also logged."""
+        self._write(text, screen=True)
+
+    def say(self, text: str) -> None:
+        """A stage's message: the last one is the stage's result on its summary line."""
+        self._result = text
+        self.detail(text)
+
+    def detail(self, text: str) -> None:
+        """Long output (a test run's report): in the log, and on the screen only when verbose."""
+        for line in text.splitlines() or [""]:
+            self._latest = line
+            self._write(line, screen=self.verbose)
+
+    @contextlib.contextmanager
+    def stage(self, label: str) -> Iterator[None]:
+        """Run one stage: its header when verbose, progress on a terminal, then its summary line with the time."""
+        self._result = self._latest = ""
+        self._write(label, screen=self.verbose)
+        started = time.monotonic()
+        done = threading.Event()
+        ticker = None
+        if not self.verbose and self.screen.isatty():
+            ticker = threading.Thread(target=self._tick, args=(label, started, done), daemon=True)
+            ticker.start()
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            done.set()
+            if ticker is not None:
+                ticker.join()
+            result = self._result or ("failed" if failed else "done")
+            self.show(f"{label.ljust(SUMMARY_WIDTH)} {time.monotonic() - started:6.1f} s  {result}")
+
+    def _tick(self, label: str, started: float, done: threading.Event) -> None:
+        """Redraw one progress line (elapsed seconds and the stage's latest output) until the stage ends."""
+        while not done.wait(self.tick):
+            line = f"{label.ljust(SUMMARY_WIDTH)} {time.monotonic() - started:6.0f} s  {self._latest}"
+            with self._lock:
+                self._erase()
+                self._progress = line[: shutil.get_terminal_size().columns - 1]
+                self.screen.write(self._progress)
+                self.screen.flush()
+
+    def _erase(self) -> None:
+        """Clear the progress line, if one is drawn."""
+        if self._progress:
+            self.screen.write("\r\x1b[K")
+            self._progress = ""
+
+    def _write(self, line: str, screen: bool) -> None:
+        """Append a line to the log, and to the screen when asked."""
+        with self._lock:
+            if self._log is not None:
+                self._log.write(line + "\n")
+                self._log.flush()
+            if screen:
+                self._erase()
+                self.screen.write(line + "\n")
+                self.screen.flush()
 
 
 @dataclass
@@ -45,7 +144,7 @@ class Run:
     console: Console = field(default_factory=Console)
     train_csv: Path = Path()
     holdout_csv: Path = Path()
-    data: sources.DataFiles | None = None
+    data: DataFiles | None = None
     candidate: Path = Path()
     version: str = ""
     notes: dict = field(default_factory=dict)
@@ -95,7 +194,7 @@ def run_tests(run: Run) -> None:
 
 def make_data(run: Run) -> None:
     """Write the configured data source's training and holdout CSVs."""
-    run.data = sources.prepare(run.settings, run.week)
+    run.data = prepare(run.settings, run.week)
     run.train_csv, run.holdout_csv = run.data.train, run.data.holdout
     run.say(f"{run.data.description}: {run.train_csv} and {run.holdout_csv}")
 
@@ -171,24 +270,6 @@ def start_staging(run: Run) -> str:
     return run.staging_url
 
 
-@contextlib.contextmanager
-def staging_server(registry: Path):
-    """Serve ``registry``'s staging model on a free 127.0.0.1 port; yield its base URL, then stop it."""
-    port = free_port()
-    command = [sys.executable, "-m", __package__, "serve", "--stage", "staging", "--port", str(port)]
-    # the server must serve this run's registry, not whatever the current folder's settings name
-    environment = {**os.environ, "MODEL_REGISTRY": str(Path(registry).resolve())}
-    with tempfile.TemporaryFile("w+") as log:
-        server = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT, text=True)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_for_server(base, server, log)
-            yield base
-        finally:
-            server.send_signal(signal.SIGINT)  # gunicorn's quick shutdown: every request sent has its answer
-            server.wait(timeout=15)
-
-
 def promote_to_production(run: Run) -> None:
     """Point production at the candidate; running services swap it in."""
     previous = run.registry.promote(run.version, "production", reason="passed gate, staging smoke test and scoring")
@@ -224,99 +305,3 @@ def run_pipeline(run: Run, stages: list[Callable[[Run], None]] = STAGES) -> int:
                 run.console.show(f"production is unchanged: {run.registry.current('production') or '(none)'}")
                 return 1
     return 0
-
-
-def smoke_requests(features: tuple[Feature, ...], row: list[float]) -> tuple[dict, dict[str, tuple[bytes, str]]]:
-    """A valid request built from a real row, and each kind of bad request as (body, content type)."""
-    cast = {"float": float, "int": int, "bool": bool}
-    valid = {f.name: cast[f.kind](value) for f, value in zip(features, row, strict=True)}
-    first = features[0].name
-    bad: dict[str, object] = {
-        "missing field": {k: v for k, v in valid.items() if k != first},
-        "unknown field": {**valid, "unknown_field": 1},
-        "wrong type": {**valid, first: "text"},
-        "NaN": {**valid, first: float("nan")},
-        "Infinity": {**valid, first: float("inf")},
-        "empty list": [],
-        "batch over the maximum": [valid] * (MAX_BATCH + 1),
-    }
-    # out of range: only where the declaration sets a bound (an all-bool table, or one with every bound None, has none)
-    for f in features:
-        if f.kind != "bool" and f.minimum is not None:
-            bad[f"{f.name} below its minimum"] = {**valid, f.name: f.minimum - 1}
-            break
-        if f.kind != "bool" and f.maximum is not None:
-            bad[f"{f.name} above its maximum"] = {**valid, f.name: f.maximum + 1}
-            break
-    requests = {name: (json.dumps(body).encode(), "application/json") for name, body in bad.items()}
-    requests["body not JSON"] = (b"{not json", "application/json")
-    requests["wrong content type"] = (json.dumps(valid).encode(), "text/plain")
-    requests["body over the size limit"] = (
-        b" " * (MAX_BODY_BYTES + 1) + json.dumps(valid).encode(),
-        "application/json",
-    )
-    return valid, requests
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def smoke_test(base: str, version: str, holdout_csv: Path) -> tuple[list[str], int]:
-    """Check a running service; return its problems (none when it answers well) and how many bad requests it got."""
-    valid, bad = smoke_requests(FEATURES, read_csv(holdout_csv).X[0].tolist())
-    problems = []
-    status, body = call(base + "/predict", json.dumps(valid).encode())
-    if status != 200 or body.get("model_version") != version:
-        problems.append(f"a valid request got {status} {body}, expected 200 from {version}")
-    for name, (payload, content_type) in bad.items():
-        status, body = call(base + "/predict", payload, content_type)
-        if not 400 <= status < 500:
-            problems.append(f"{name} got {status}, expected a 4xx: {body}")
-    return problems, len(bad)
-
-
-def call(url: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, dict]:
-    """GET (no body) or POST raw bytes; return the status and the JSON answer."""
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    try:
-        # a 413 may come before the server reads the whole body: a broken pipe here, then read that answer
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            connection.request("GET" if body is None else "POST", parts.path, body, {"Content-Type": content_type})
-        response = connection.getresponse()
-        text = response.read()
-        try:
-            return response.status, json.loads(text) if text.strip() else {}
-        except ValueError:  # not JSON: keep the start of it for the message
-            return response.status, {"body": text[:200].decode(errors="replace")}
-    finally:
-        connection.close()
-
-
-def wait_for_server(base: str, server: subprocess.Popen, log: IO[str], seconds: float = 60) -> None:
-    """wait_until_ready, and when the server dies or stays unready, the error carries its last lines of output."""
-    try:
-        wait_until_ready(base, server, seconds)
-    except StageFailed as failure:
-        log.seek(0)
-        last = "\n".join(log.read().splitlines()[-20:]) or "(nothing)"
-        raise StageFailed(f"{failure}; the server's last lines:\n{last}") from None
-
-
-def wait_until_ready(base: str, server: subprocess.Popen | None = None, seconds: float = 60) -> None:
-    """Poll /ready until it answers 200; fail if the server process exits or time runs out."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server is not None and server.poll() is not None:
-            raise StageFailed(f"the server exited with code {server.returncode}; run `serve` to see why")
-        try:
-            if call(base + "/ready")[0] == 200:
-                return
-        except (OSError, http.client.HTTPException, ValueError):
-            pass
-        time.sleep(0.05)
-    raise StageFailed(f"{base} was not ready within {seconds:g} s")

@@ -1,7 +1,11 @@
-"""The prediction service: a Flask app factory that serves the model a registry stage points at."""
+"""The prediction service: a Flask app factory that serves the model a registry stage points at.
+
+What it accepts comes first: rows of the feature list, a body limit, and short 4xx errors naming the fields.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -9,16 +13,233 @@ import time
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
 from flask import Flask, Response, jsonify, request
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic_core import from_json
 from werkzeug.exceptions import HTTPException
 
 from . import artifact
 from .config import layers
-from .features import FEATURES, TARGET
+from .features import FEATURES, RECORD, TARGET, Feature
 from .registry import Registry
-from .validation import Refused, Validator, max_body_bytes, openapi_document
+
+# an "int" is a JSON number with no fractional part, 1000.0 included, as JSON Schema's "integer" says: validated as
+# a float that is a multiple of 1, so that the service accepts every value its own /openapi.json allows
+TYPES = {"float": float, "int": float, "bool": bool}
+SCHEMA = RECORD.title().replace(" ", "")  # the request schema's name in /openapi.json
+MAX_DETAILS = 20  # an error names at most this many problems, then counts the rest
+MAX_FIELD_CHARS = 100  # a field name echoed back is cut to this length
+MAX_UNSCORABLE = 5  # rows the model cannot score named in one answer: each costs a few model calls to find
+# bytes one feature may take in a row, beyond its quoted name: the longest JSON number (-1.7976931348623157e+308
+# is 24 characters), the separators and a pretty-printer's indentation
+VALUE_BYTES = 48
+
+
+class Refused(Exception):
+    """A request answered with a 4xx: the status, one line, and the fields at fault."""
+
+    def __init__(self, status: int, message: str, details: list[dict], total: int | None = None) -> None:
+        """Keep the status, the message and at most MAX_DETAILS details, counting the rest (of ``total``)."""
+        super().__init__(message)
+        self.status, self.message, self.details = status, message, capped(details, total or len(details))
+
+
+def capped(details: list[dict], total: int) -> list[dict]:
+    """The first MAX_DETAILS details with short field names, and one line counting the rest of ``total``."""
+    kept = [{**detail, "field": detail["field"][:MAX_FIELD_CHARS]} for detail in details[:MAX_DETAILS]]
+    if total > len(kept):
+        kept.append({"field": "body", "message": f"and {total - len(kept)} more problems"})
+    return kept
+
+
+def max_body_bytes(features: tuple[Feature, ...], max_batch: int) -> int:
+    """The largest body worth reading: ``max_batch`` rows of ``features``, generously spaced."""
+    return max_batch * (16 + sum(len(json.dumps(f.name)) + VALUE_BYTES for f in features))
+
+
+def row_model(features: tuple[Feature, ...]) -> type:
+    """Build the pydantic row model from the feature list: strict types, declared ranges, no extras."""
+    fields: dict[str, Any] = {f.name: (TYPES[f.kind], field(f)) for f in features}
+    # NaN and infinity are refused for the whole model: set here rather than per field, pydantic-core checks
+    # it natively instead of calling a Python validator on every number (40% faster on a 100-row batch)
+    config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    return create_model(SCHEMA, __config__=config, **fields)
+
+
+def field(feature: Feature) -> Any:
+    """The pydantic field of one feature: its range, and for an "int" a whole number, shown as an integer."""
+    if feature.kind == "int":
+        whole = {"multiple_of": 1, "json_schema_extra": {"type": "integer"}}
+        return Field(ge=feature.minimum, le=feature.maximum, description=feature.description, **whole)
+    return Field(ge=feature.minimum, le=feature.maximum, description=feature.description)
+
+
+class Validator:
+    """Turns a JSON body into validated rows of one feature list, or raises Refused."""
+
+    def __init__(self, features: tuple[Feature, ...], max_batch: int) -> None:
+        """Build the validators for one row and for a list of 1 to ``max_batch`` rows."""
+        row = row_model(features)
+        self.one = TypeAdapter(row)
+        self.many = TypeAdapter(Annotated[list[row], Field(min_length=1, max_length=max_batch)])
+        self.features, self.max_batch = features, max_batch
+        self.max_body = max_body_bytes(features, max_batch)
+        # every key of a valid body brings one colon and every value but a row's last one comma (numbers hold
+        # neither), so counting them bounds the fields and rows of any body that could be valid
+        compact = json.dumps({f.name: 0 for f in features}, separators=(",", ":")).encode()
+        self.per_row = {b":": compact.count(b":"), b",": compact.count(b",") + 1}
+
+    def rows(self, body: bytes) -> tuple[list, bool]:
+        """The validated rows of a body, and whether it was a list (a batch)."""
+        batch = body.lstrip()[:1] == b"["
+        most = self.max_batch if batch else 1
+        # thousands of unknown keys cost pydantic microseconds each: a body with more separators than its rows
+        # can hold is refused by counting bytes, not parsed; one row and a few fields more still reach pydantic,
+        # for a precise error on a stray field or on a batch one row too long, whatever the number of features
+        if any(body.count(mark) > (most + 1) * count + MAX_DETAILS for mark, count in self.per_row.items()):
+            raise self.too_large(batch)
+        try:
+            rows = (self.many if batch else self.one).validate_json(body)
+        except ValidationError as invalid:
+            if batch and any(problem["type"] == "too_long" and not problem["loc"] for problem in invalid.errors()):
+                raise self.too_large(batch) from None  # the same words as the count above, whatever the features
+            if batch and invalid.error_count() > MAX_DETAILS:
+                raise self.first_problems(body, invalid.error_count()) from None
+            raise refusal(invalid) from None
+        return (rows if batch else [rows]), batch
+
+    def too_large(self, batch: bool) -> Refused:
+        """The 422 for a body with more rows, or fields, than a request may hold."""
+        fit = f"at most {self.max_batch:,} {RECORD}s" if batch else f"one {RECORD}"
+        message = f"too many fields or rows: a body holds {fit} of {len(self.features)} fields"
+        return Refused(422, f"invalid {RECORD}", [{"field": "body", "message": message}])
+
+    def first_problems(self, body: bytes, total: int) -> Refused:
+        """A 422 for a batch with many errors: the first rows' problems, without turning every error into Python."""
+        details: list[dict] = []
+        for index, row in enumerate(from_json(body)):
+            try:
+                self.one.validate_python(row)
+            except ValidationError as invalid:
+                details += details_of(invalid, index)
+            if len(details) >= MAX_DETAILS:
+                break
+        return Refused(422, f"invalid {RECORD}", details[:MAX_DETAILS], total)
+
+    def unscorable(self, score, X: np.ndarray, batch: bool) -> Refused:
+        """A 422 naming the rows ``score`` fails on and, in each, the values beyond any declared bound that fail it."""
+        details, rows = [], failing_rows(score, X, MAX_UNSCORABLE)
+        for index in rows:
+            prefix, values = (f"{index}." if batch else ""), X[index].tolist()
+            unbounded = [column for column, f in enumerate(self.features) if beyond_bounds(f, values[column])]
+            # the culprits: the values whose replacement by 0 lets the model score the row
+            trials = np.repeat(X[index : index + 1], len(unbounded), axis=0)
+            trials[np.arange(len(unbounded)), unbounded] = 0.0
+            still = set(failing_rows(score, trials, len(unbounded)))
+            culprits = [column for trial, column in enumerate(unbounded) if trial not in still] or unbounded
+            for column in sorted(culprits, key=lambda column: -abs(values[column])):
+                message = f"the model cannot score {values[column]!r}: send a value in the range it was trained on"
+                details.append({"field": prefix + self.features[column].name, "message": message})
+            if not unbounded:
+                details.append({"field": prefix.rstrip(".") or "body", "message": "the model cannot score this row"})
+        if len(rows) == MAX_UNSCORABLE and rows[-1] < len(X) - 1:
+            details.append({"field": "body", "message": f"the rows after {rows[-1]} were not all checked"})
+        details = details or [{"field": "body", "message": "the model cannot score these rows"}]
+        return Refused(422, f"the model cannot score this {RECORD}", details)
+
+
+def beyond_bounds(feature: Feature, value: float) -> bool:
+    """Whether a number lies on a side of zero where its feature declares no bound (so it may be extreme)."""
+    if feature.kind == "bool":
+        return False
+    return (value > 0 and feature.maximum is None) or (value < 0 and feature.minimum is None)
+
+
+def refusal(invalid: ValidationError) -> Refused:
+    """Turn pydantic errors into a 400 (not JSON) or 422 (JSON of the wrong shape) naming each field."""
+    problems = invalid.errors(include_url=False, include_input=False, include_context=False)
+    if any(problem["type"] == "json_invalid" for problem in problems):
+        return Refused(400, "the body is not valid JSON", [{"field": "body", "message": problems[0]["msg"]}])
+    return Refused(422, f"invalid {RECORD}", details_of(invalid))
+
+
+def details_of(invalid: ValidationError, row: int | None = None) -> list[dict]:
+    """One detail per pydantic error, its field a dotted path ("3.amount"), prefixed by ``row`` when given."""
+    details = []
+    for problem in invalid.errors(include_url=False, include_input=False, include_context=False):
+        path = [str(part) for part in ([] if row is None else [row]) + list(problem["loc"])]
+        details.append({"field": ".".join(path) or "body", "message": problem["msg"]})
+    return details
+
+
+def failing_rows(score, X: np.ndarray, limit: int = MAX_DETAILS) -> list[int]:
+    """Up to ``limit`` rows of ``X`` that ``score`` raises on or scores as NaN or infinity, found by bisection."""
+    found: list[int] = []
+
+    def visit(start: int, stop: int) -> None:
+        if len(found) >= limit or start >= stop:
+            return
+        try:
+            with np.errstate(all="ignore"):
+                finite = np.isfinite(score(X[start:stop]))
+        except (ValueError, ArithmeticError):
+            finite = None
+        if finite is not None:
+            found.extend(start + int(i) for i in np.flatnonzero(~finite)[: limit - len(found)])
+        elif stop - start == 1:
+            found.append(start)
+        else:
+            middle = (start + stop) // 2
+            visit(start, middle)
+            visit(middle, stop)
+
+    visit(0, len(X))
+    return found
+
+
+def openapi_document(row: dict, max_batch: int, answer: str, title: str, gets: dict[str, str]) -> dict:
+    """An OpenAPI 3.1 document for the service's endpoints, with ``row`` as the request schema.
+
+    ``gets`` maps each GET path to its view's docstring, used where _GETS has no shorter description.
+    """
+    ref = {"$ref": f"#/components/schemas/{SCHEMA}"}
+    body = {"oneOf": [ref, {"type": "array", "items": ref, "minItems": 1, "maxItems": max_batch}]}
+    errors = {str(code): {"description": text} for code, text in _ERRORS.items()}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": "1"},
+        "paths": {
+            "/predict": {
+                "post": {
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+                    "responses": {"200": {"description": f"{answer} per row and the model version"}, **errors},
+                }
+            },
+            **{
+                path: {"get": {"responses": {"200": {"description": _GETS.get(path, doc.strip().rstrip("."))}}}}
+                for path, doc in sorted(gets.items())
+            },
+        },
+        "components": {"schemas": {SCHEMA: row}},
+    }
+
+
+_ERRORS = {
+    400: "body is not JSON",
+    413: "body too large",
+    415: "not application/json",
+    422: "invalid rows, or rows the model cannot score",
+    503: "no model",
+}
+_GETS = {
+    "/health": "alive",
+    "/ready": "a verified model is loaded",
+    "/version": "model lineage",
+}
+
 
 ANSWER = f"{TARGET}_probability"  # the response field
 MAX_BATCH = 1_000  # rows per request

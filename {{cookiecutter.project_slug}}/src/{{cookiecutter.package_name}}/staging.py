@@ -11,8 +11,16 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -20,12 +28,16 @@ import numpy as np
 from . import artifact
 from .config import GateSettings
 from .data import read_csv
-from .features import TARGET, Feature
+from .features import FEATURES, Feature
 from .gate import GateResult, run_gate
+from .service import ANSWER, MAX_BATCH, MAX_BODY_BYTES
 
 BATCH_ROWS = 1_000  # rows per request: the service's largest batch, so a 5,000-row holdout is 5 requests
 TOLERANCE = 1e-6  # the service rounds probabilities to 6 decimals: half of that, and room for the float's last bits
-ANSWER = f"{TARGET}_probability"
+
+
+class StageFailed(Exception):
+    """A stage found a problem; the pipeline stops and production stays as it was."""
 
 
 class StagingError(Exception):
@@ -147,3 +159,117 @@ def score_staging(
         candidate_dir, holdout_csv, production_dir, settings, library_upgrade, served=served, scored_by=where
     )
     return found, gate
+
+
+@contextlib.contextmanager
+def staging_server(registry: Path):
+    """Serve ``registry``'s staging model on a free 127.0.0.1 port; yield its base URL, then stop it."""
+    port = free_port()
+    command = [sys.executable, "-m", f"{__package__}.cli", "serve", "--stage", "staging", "--port", str(port)]
+    # the server must serve this run's registry, not whatever the current folder's settings name
+    environment = {**os.environ, "MODEL_REGISTRY": str(Path(registry).resolve())}
+    with tempfile.TemporaryFile("w+") as log:
+        server = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_for_server(base, server, log)
+            yield base
+        finally:
+            server.send_signal(signal.SIGINT)  # gunicorn's quick shutdown: every request sent has its answer
+            server.wait(timeout=15)
+
+
+def smoke_requests(features: tuple[Feature, ...], row: list[float]) -> tuple[dict, dict[str, tuple[bytes, str]]]:
+    """A valid request built from a real row, and each kind of bad request as (body, content type)."""
+    cast = {"float": float, "int": int, "bool": bool}
+    valid = {f.name: cast[f.kind](value) for f, value in zip(features, row, strict=True)}
+    first = features[0].name
+    bad: dict[str, object] = {
+        "missing field": {k: v for k, v in valid.items() if k != first},
+        "unknown field": {**valid, "unknown_field": 1},
+        "wrong type": {**valid, first: "text"},
+        "NaN": {**valid, first: float("nan")},
+        "Infinity": {**valid, first: float("inf")},
+        "empty list": [],
+        "batch over the maximum": [valid] * (MAX_BATCH + 1),
+    }
+    # out of range: only where the declaration sets a bound (an all-bool table, or one with every bound None, has none)
+    for f in features:
+        if f.kind != "bool" and f.minimum is not None:
+            bad[f"{f.name} below its minimum"] = {**valid, f.name: f.minimum - 1}
+            break
+        if f.kind != "bool" and f.maximum is not None:
+            bad[f"{f.name} above its maximum"] = {**valid, f.name: f.maximum + 1}
+            break
+    requests = {name: (json.dumps(body).encode(), "application/json") for name, body in bad.items()}
+    requests["body not JSON"] = (b"{not json", "application/json")
+    requests["wrong content type"] = (json.dumps(valid).encode(), "text/plain")
+    requests["body over the size limit"] = (
+        b" " * (MAX_BODY_BYTES + 1) + json.dumps(valid).encode(),
+        "application/json",
+    )
+    return valid, requests
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def smoke_test(base: str, version: str, holdout_csv: Path) -> tuple[list[str], int]:
+    """Check a running service; return its problems (none when it answers well) and how many bad requests it got."""
+    valid, bad = smoke_requests(FEATURES, read_csv(holdout_csv).X[0].tolist())
+    problems = []
+    status, body = call(base + "/predict", json.dumps(valid).encode())
+    if status != 200 or body.get("model_version") != version:
+        problems.append(f"a valid request got {status} {body}, expected 200 from {version}")
+    for name, (payload, content_type) in bad.items():
+        status, body = call(base + "/predict", payload, content_type)
+        if not 400 <= status < 500:
+            problems.append(f"{name} got {status}, expected a 4xx: {body}")
+    return problems, len(bad)
+
+
+def call(url: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, dict]:
+    """GET (no body) or POST raw bytes; return the status and the JSON answer."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        # a 413 may come before the server reads the whole body: a broken pipe here, then read that answer
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            connection.request("GET" if body is None else "POST", parts.path, body, {"Content-Type": content_type})
+        response = connection.getresponse()
+        text = response.read()
+        try:
+            return response.status, json.loads(text) if text.strip() else {}
+        except ValueError:  # not JSON: keep the start of it for the message
+            return response.status, {"body": text[:200].decode(errors="replace")}
+    finally:
+        connection.close()
+
+
+def wait_for_server(base: str, server: subprocess.Popen, log: IO[str], seconds: float = 60) -> None:
+    """wait_until_ready, and when the server dies or stays unready, the error carries its last lines of output."""
+    try:
+        wait_until_ready(base, server, seconds)
+    except StageFailed as failure:
+        log.seek(0)
+        last = "\n".join(log.read().splitlines()[-20:]) or "(nothing)"
+        raise StageFailed(f"{failure}; the server's last lines:\n{last}") from None
+
+
+def wait_until_ready(base: str, server: subprocess.Popen | None = None, seconds: float = 60) -> None:
+    """Poll /ready until it answers 200; fail if the server process exits or time runs out."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server is not None and server.poll() is not None:
+            raise StageFailed(f"the server exited with code {server.returncode}; run `serve` to see why")
+        try:
+            if call(base + "/ready")[0] == 200:
+                return
+        except (OSError, http.client.HTTPException, ValueError):
+            pass
+        time.sleep(0.05)
+    raise StageFailed(f"{base} was not ready within {seconds:g} s")

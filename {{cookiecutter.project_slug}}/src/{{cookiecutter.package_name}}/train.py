@@ -11,13 +11,14 @@ from sklearn.preprocessing import StandardScaler
 
 from . import artifact
 from .data import Dataset, read_csv, sha256_of
-from .evaluate import auc_estimate, feature_profile
 from .features import FEATURES, Feature
+from .gate import auc_estimate
+from .monitor import feature_profile
 
 
 # ----------------------------------------------------------------------------
 # EDIT HERE: the estimator. Any scikit-learn classifier with predict_proba works;
-# list its classes in TRUSTED_TYPES (trust.py): tests/test_artifact.py names them.
+# list its classes in TRUSTED_TYPES (artifact.py): tests/test_artifact.py names them.
 # ----------------------------------------------------------------------------
 def build_model(seed: int = 0) -> Pipeline:
     """Return the untrained model: scaling, then logistic regression."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..config import GateSettings
 from ..data import read_csv
-from ..evaluate import auc_estimate, compare_aucs
+from ..gate import auc_estimate, compare_aucs
 from ..gate import decide
 from .reproduce import ReproduceError, commit_of, environment, git, scores, train_at, worktree
 

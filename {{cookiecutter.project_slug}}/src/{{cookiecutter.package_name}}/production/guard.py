@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import GateSettings
-from ..evaluate import AucComparison, compare_aucs
+from ..gate import AucComparison, compare_aucs
 from ..registry import Registry
 from .feedback import Labelled
 

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.multiprocess import MultiProcessCollector
 
 PREFIX = "{{ cookiecutter.package_name }}"
-# prometheus-client chooses where values live once, when first imported: with this variable set (gunicorn_conf.py
+# prometheus-client chooses where values live once, when first imported: with this variable set (gunicorn.conf.py
 # sets it), every process writes its values to files in that folder and a scrape adds up all the processes
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
