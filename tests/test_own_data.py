@@ -175,10 +175,10 @@ def test_nothing_the_renamed_project_answers_or_prints_speaks_of_fraud_or_transa
     production = (clone / "registry" / "stages" / "production").read_text().strip()
     env = {"PATH": os.pathsep.join([str(Path(cli).parent), clean_env()["PATH"]]), **ONE_THREAD}
     commands = [["--help"], *[[name, "--help"] for name in help_commands(cli, clone)]]
-    commands += [["data"], ["history"], ["models"], ["evaluate", production], ["monitor"], ["diff", production, "x"]]
+    commands += [["history"], ["monitor"], ["diff", production, "x"], ["monitor", "--week", "1"]]
     commands += [["gate", production, "--out", "gate-check"], ["declare", "datasets/customers.csv", "--label", "x"]]
     commands += [["declare", "datasets/customers.csv", "--label", "churned", "--ignore", "customer_id"]]
-    commands += [["data", "--week", "1"], ["train", "--week", "2"], ["evaluate", "no-such-model"]]
+    commands += [["train", "--week", "2"], ["gate", "no-such-model"]]
     printed = [pipeline_output]
     for args in commands:
         done = run([cli, *args], clone, timeout=600, **env)

@@ -59,7 +59,7 @@ def test_every_scenario_the_default_run_leaves_out_has_a_tox_env_that_the_templa
 
 def layout_files(section: str) -> set[str]:
     """The Python files a part of the README's layout names."""
-    return set(re.findall(r"\b(\w+\.py)\b", section))
+    return set(re.findall(r"(?<![\w.])(\w+\.py)\b", section))
 
 
 def test_the_readme_layout_names_every_module_of_both_layers_and_no_other(default_project, production_project):
@@ -69,7 +69,7 @@ def test_the_readme_layout_names_every_module_of_both_layers_and_no_other(defaul
     ]
     hello, layer = layout.split("with `production_loop=true`")
     package = next(default_project.glob("src/*/cli.py")).parent
-    baked = {path.name for path in package.glob("*.py")} - {"__init__.py", "__main__.py"}
+    baked = {path.name for path in package.glob("*.py")} - {"__init__.py"}
     assert layout_files(hello) == baked
     added = {
         path.name for path in (production_project / package.relative_to(default_project) / "production").glob("*.py")

@@ -37,14 +37,14 @@ def test_the_estimator_guide_lists_exactly_the_classes_its_example_needs(checked
     guide = (DOCS / "how-to" / "estimator.md").read_text()
     block = re.search(re.escape(MARKER) + r"\n```python\n(.*?)```", guide, flags=re.S).group(1)
     listed = re.findall(r'^ {4}"([\w.]+)",$', block, flags=re.M)
-    (trust,) = (checked_project / "src").glob("*/trust.py")
+    (trust,) = (checked_project / "src").glob("*/artifact.py")
     code = f"""
 import importlib, io, json, zipfile, tempfile, pathlib
 import numpy as np, skops.io
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-trust = importlib.import_module("{trust.parent.name}.trust")
+trust = importlib.import_module("{trust.parent.name}.artifact")
 rng = np.random.default_rng(0)
 X = rng.random((200, 6)); y = (X[:, 0] > 0.5).astype(int)
 model = Pipeline([("scale", StandardScaler()), ("classify", MLPClassifier(max_iter=20, random_state=0))]).fit(X, y)
