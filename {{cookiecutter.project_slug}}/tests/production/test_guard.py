@@ -71,12 +71,18 @@ def test_only_rows_of_production_shadowed_by_the_replaced_version_count(registry
                                                                         gate_settings):  # fmt: skip
     new, replaced = promoted
     data, old, worse = live
+    before_labels = load(*write_live(replaced, data.y, worse, shadow=new, shadow_score=old, X=data.X))
+    result = run_guard(registry, before_labels, gate_settings, min_rows=1_000)
+    assert (result.decision, result.rows) == ("wait", 0)
+    assert result.reasons[-1] == f"no label has arrived yet for a row {new} scored"
     write_live(new, data.y, worse, X=data.X)  # no shadow
-    write_live(new, data.y, worse, shadow="another-version", shadow_score=old, X=data.X)
-    labelled = load(*write_live(replaced, data.y, worse, shadow=new, shadow_score=old, X=data.X))
+    labelled = load(*write_live(new, data.y, worse, shadow="another-version", shadow_score=old, X=data.X))
     result = run_guard(registry, labelled, gate_settings, min_rows=1_000)
     assert (result.decision, result.rows) == ("wait", 0)
-    assert f"no labelled row carries a shadow score of {replaced}" in result.reasons[-1]
+    assert result.reasons[-2:] == [
+        f"none of {2 * len(data.y)} labelled rows of {new} has a shadow score of {replaced}",
+        "serve with --shadow previous, so that the service scores each row with both",
+    ]
 
 
 def test_a_rollback_decision_can_be_reported_without_being_made(registry, promoted, live, write_live, gate_settings):

@@ -111,7 +111,12 @@ def run_guard(registry: Registry, labelled: Labelled, settings: GateSettings, mi
     result.decision, result.comparison, reason = decide(rows.y, rows.score, rows.shadow_score, settings, min_rows)
     result.reasons = [reason]
     if not len(rows):
-        result.reasons.append(f"no labelled row carries a shadow score of {replaced}: does the service shadow it?")
+        served = int(np.sum(labelled.model_version == production))
+        if served:  # labels came back, but for rows no shadow scored
+            result.reasons.append(f"none of {served} labelled rows of {production} has a shadow score of {replaced}")
+            result.reasons.append("serve with --shadow previous, so that the service scores each row with both")
+        else:
+            result.reasons.append(f"no label has arrived yet for a row {production} scored")
     return result
 
 
