@@ -334,7 +334,7 @@ def test_each_job_that_reads_inputs_or_variables_checks_them_first(production_pr
     assert where == {
         "cd.yml:staging": ["WEEK", "IMAGE_REGISTRY", "STAGING_PORT"],
         "cd.yml:production": ["IMAGE_REGISTRY", "VERSION", "FOLDER", "GATED_AGAINST"],
-        "ci.yml:gate": ["WEEK"],
+        "ci.yml:gate": ["WEEK", "STAGING_PORT"],
         "rollback.yml:rollback": ["VERSION", "REASON", "IMAGE_REGISTRY"],
         "monitor.yml:guard": ["FEEDBACK_BRANCH"],
         "monitor.yml:monitor": ["FEEDBACK_BRANCH"],
@@ -358,7 +358,7 @@ def run_step(project: Path, run: str, env: dict[str, str], github_env: Path) -> 
     ("where", "variable"),
     [("cd.yml:staging", n) for n in ("WEEK", "IMAGE_REGISTRY", "STAGING_PORT")]
     + [("cd.yml:production", n) for n in ("IMAGE_REGISTRY", "VERSION", "FOLDER", "GATED_AGAINST")]
-    + [("ci.yml:gate", "WEEK")]
+    + [("ci.yml:gate", n) for n in ("WEEK", "STAGING_PORT")]
     + [("rollback.yml:rollback", n) for n in ("VERSION", "REASON", "IMAGE_REGISTRY")]
     + [("monitor.yml:guard", "FEEDBACK_BRANCH")],
 )
@@ -389,9 +389,9 @@ def test_valid_inputs_reach_later_steps_through_github_env_checked_and_normalise
     (step,) = [s for n, j, s in check_steps(production_project) if f"{n}:{j}" == "ci.yml:gate"]
     for week, expected in [("08", "8"), ("0", "0"), ("", str(datetime.now(timezone.utc).isocalendar()[1]))]:
         (tmp_path / "github_env").write_text("")
-        done = run_step(production_project, step["run"], {"WEEK": week}, tmp_path / "github_env")
+        done = run_step(production_project, step["run"], {"WEEK": week, "STAGING_PORT": "8080"}, tmp_path / "github_env")
         assert done.returncode == 0, done.stdout + done.stderr
-        assert (tmp_path / "github_env").read_text().splitlines() == [f"WEEK={expected}"]
+        assert (tmp_path / "github_env").read_text().splitlines() == [f"WEEK={expected}", "STAGING_PORT=8080"]
 
 
 def test_a_project_on_its_own_csv_gets_no_week_so_the_commands_read_its_configured_data(production_project, tmp_path):
@@ -402,9 +402,9 @@ def test_a_project_on_its_own_csv_gets_no_week_so_the_commands_read_its_configur
     (step,) = [s for n, j, s in check_steps(production_project) if f"{n}:{j}" == "ci.yml:gate"]
     for week in ("7", ""):
         (tmp_path / "github_env").write_text("")
-        done = run_step(project, step["run"], {"WEEK": week}, tmp_path / "github_env")
+        done = run_step(project, step["run"], {"WEEK": week, "STAGING_PORT": "8080"}, tmp_path / "github_env")
         assert done.returncode == 0, done.stdout + done.stderr
-        assert (tmp_path / "github_env").read_text().splitlines() == ["WEEK="]
+        assert (tmp_path / "github_env").read_text().splitlines() == ["WEEK=", "STAGING_PORT=8080"]
     runs = [step.get("run", "") for _, _, job in jobs(production_project) for step in job.get("steps", [])]
     assert not [run for run in runs if '--week "$WEEK"' in run.replace('${WEEK:+--week "$WEEK"}', "")]
 
@@ -866,6 +866,8 @@ def test_ci_passes_a_harmless_change_and_comments_the_gate_report_once(deploymen
     assert "pip-audit stand-in: offline" in run.text()
     report = deployments.comment_after_ci_pass
     assert "AUC gate: PASSED" in report and deployments.production_after["first_deploy"] in report
+    # the same comment carries scored staging: the holdout served by the candidate's staging service, then gated
+    assert "## Scored staging: PASSED" in report and "Candidate scores: as the staging service at" in report
     assert len(re.findall(r"Resolved \d+ packages", run.text())) == 4, explain(run)  # lint, test, gate, audit: uv.lock
     assert len(deployments.api.state.comments[7]) == 1
 
