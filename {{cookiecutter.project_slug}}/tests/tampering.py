@@ -39,11 +39,33 @@ def reseal(folder: Path) -> None:
     reseal_manifest(folder)
 
 
-def edit_metadata(folder: Path, **changes) -> None:
-    """Rewrite some metadata fields and reseal the folder."""
-    metadata = json.loads((folder / "metadata.json").read_text())
-    (folder / "metadata.json").write_text(json.dumps({**metadata, **changes}))
+def edit_metadata(folder: Path, drop: str | None = None, **changes) -> None:
+    """Rewrite some metadata fields (or ``drop`` one) and reseal the folder."""
+    metadata = {**json.loads((folder / "metadata.json").read_text()), **changes}
+    (folder / "metadata.json").write_text(json.dumps({k: v for k, v in metadata.items() if k != drop}))
     reseal(folder)
+
+
+def rewrite(folder: Path, name: str, content: str) -> None:
+    """Replace one file of the folder, then recompute the hashes that cover it."""
+    (folder / name).write_text(content)
+    if name == "model.skops":
+        reseal(folder)
+    else:
+        reseal_manifest(folder)
+
+
+def append_byte(path: Path) -> None:
+    """Change a file the way a corrupted download or a one-byte patch does."""
+    with path.open("ab") as file:
+        file.write(b"\0")
+
+
+def link_outside(folder: Path, name: str) -> None:
+    """Move a file of the folder beside it and leave a symbolic link to it in its place."""
+    outside = folder.parent / f"outside-{name}"
+    (folder / name).replace(outside)
+    (folder / name).symlink_to(outside)
 
 
 def replace_model(folder: Path, estimator: object) -> None:

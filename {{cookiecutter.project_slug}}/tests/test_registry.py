@@ -1,4 +1,4 @@
-"""The registry: versions, atomic stage pointers, an append-only history, and safety under crashes."""
+"""The registry: versions, atomic stage pointers, an append-only history, and safety under crashes and attacks."""
 
 import json
 import multiprocessing
@@ -14,11 +14,19 @@ import pytest
 from {{ cookiecutter.package_name }} import artifact
 from {{ cookiecutter.package_name }} import registry as registry_module
 from {{ cookiecutter.package_name }}.artifact import ArtifactError
-from {{ cookiecutter.package_name }}.registry import Registry, RegistryError, atomic_write
+from {{ cookiecutter.package_name }}.registry import Registry, RegistryError
 
-from tampering import reseal_manifest
+from tampering import append_byte, edit_metadata, reseal_manifest
 
 KILL_TRIALS = 30
+# a well-formed history line, for the test to corrupt
+A_PROMOTION = {
+    "time": "2030-01-01T00:00:00+00:00",
+    "user": "u",
+    "action": "promote",
+    "stage": "production",
+    "from": "v1",
+}
 # multiprocessing's fork start method copies this already-imported process, so children start at once;
 # Python 3.12+ warns about fork in a process that has native threads (BLAS), harmless for these children
 fork_ok = pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
@@ -56,6 +64,12 @@ def production_moves(registry):
     return [entry for entry in registry.history() if entry["stage"] == "production"]
 
 
+def everything_in(registry):
+    """Every file and folder of the registry, with each file's bytes."""
+    paths = sorted(registry.root.rglob("*"))
+    return [(path, path.read_bytes() if path.is_file() else None) for path in paths]
+
+
 def test_register_copies_a_model_folder_and_records_it(tmp_path, model_dir):
     registry = Registry(tmp_path / "registry")
     version = registry.register(model_dir, reason="first")
@@ -73,26 +87,91 @@ def test_register_copies_a_model_folder_and_records_it(tmp_path, model_dir):
     assert registry.current("production") is None
 
 
-def test_registering_a_version_twice_is_refused(registry, versions):
-    with pytest.raises(RegistryError, match="v1 is already registered"):
-        registry.register(versions[0])
+def test_register_copies_the_gate_report_and_adds_it_to_the_manifest(tmp_path, model_dir):
+    folder = shutil.copytree(model_dir, tmp_path / "reported")
+    (folder / "report.md").write_text("## AUC gate: PASSED\n")
+    registry = Registry(tmp_path / "registry")
+    version = registry.register(folder)
+    copy = registry.folder(version)
+    assert sorted(path.name for path in copy.iterdir()) == sorted(path.name for path in folder.iterdir())
+    assert "report.md" in json.loads((copy / artifact.MANIFEST_FILE).read_text())["files"]
+    (copy / "report.md").write_text("## AUC gate: PASSED (edited)\n")
+    with pytest.raises(ArtifactError, match="report.md does not match its sha256"):
+        registry.promote(version, "production")
 
 
-def test_registering_a_tampered_folder_is_refused(tmp_path, registry, model_dir):
-    folder = shutil.copytree(model_dir, tmp_path / "tampered")
-    (folder / artifact.MODEL_FILE).write_bytes(b"tampered")
-    with pytest.raises(ArtifactError, match="sha256"):
+def plant_extra_files(folder):
+    """A file and a folder that no model folder holds."""
+    (folder / "notes.txt").write_text("planted")
+    (folder / "cache").mkdir()
+
+
+def link_report_to_a_secret(folder):
+    """A report.md that is a link to a file outside the folder."""
+    (folder.parent / "secret").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (folder / "report.md").symlink_to(folder.parent / "secret")
+
+
+def drop_metrics(folder):
+    """Delete metrics.json and recompute the manifest without it."""
+    (folder / artifact.METRICS_FILE).unlink()
+    reseal_manifest(folder)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "error", "refusal"),
+    [
+        (lambda f: edit_metadata(f, version="v1"), RegistryError, "version v1 is already registered"),
+        (lambda f: (f / artifact.MODEL_FILE).write_bytes(b"tampered"), ArtifactError, "sha256"),
+        (link_report_to_a_secret, ArtifactError, r"\(links, unknown files\): report.md"),
+        (plant_extra_files, ArtifactError, r"\(links, unknown files\): cache, notes.txt"),
+        (lambda f: edit_metadata(f, version="../escaped"), ArtifactError, "is not a version name"),
+        (lambda f: edit_metadata(f, version=".hidden"), ArtifactError, "is not a version name"),
+        (lambda f: edit_metadata(f, version="a/b"), ArtifactError, "is not a version name"),
+        (lambda f: edit_metadata(f, version=""), ArtifactError, "is not a version name"),
+        (lambda f: edit_metadata(f, version="two\nlines"), ArtifactError, "is not a version name"),
+        (drop_metrics, ArtifactError, "metrics.json"),
+        (lambda f: edit_metadata(f, drop="features"), ArtifactError, "lacks features"),
+        (lambda f: edit_metadata(f, features=[{"name": "x"}]), ArtifactError, "the feature list is broken"),
+        (lambda f: edit_metadata(f, features="abc"), ArtifactError, "the feature list is broken"),
+    ],
+    ids=[
+        "already-registered",
+        "tampered",
+        "linked-report",
+        "extra-files",
+        "version-escaping-models",
+        "hidden-version",
+        "version-with-a-slash",
+        "empty-version",
+        "version-of-two-lines",
+        "no-metrics",
+        "no-features",
+        "feature-without-a-kind",
+        "features-not-a-list",
+    ],
+)
+def test_register_refuses_a_folder_it_could_not_serve_and_changes_nothing(
+    tmp_path, registry, model_dir, tamper, error, refusal
+):
+    folder = shutil.copytree(model_dir, tmp_path / "candidate" / "model")
+    tamper(folder)
+    before, history = everything_in(registry), registry.history()
+    with pytest.raises(error, match=refusal):
         registry.register(folder)
-    assert model_dir.name not in registry.versions()
+    assert everything_in(registry) == before  # nothing copied, not even a temp folder
+    assert registry.history() == history
 
 
 def test_promote_moves_a_stage_and_records_who_what_and_why(registry, monkeypatch):
     monkeypatch.setenv("GITHUB_ACTOR", "octocat")
     assert registry.promote("v1", "production", reason="first") is None
     assert registry.promote("v2", "production", reason="better") == "v1"
-    assert registry.current("production") == "v2"
-    assert registry.current("staging") is None
-    last = registry.history()[-1]
+    assert registry.promote("v3", "staging") is None
+    assert (registry.current("staging"), registry.current("production")) == ("v3", "v2")
+    assert (registry.stages / "production").read_text() == "v2\n"
+    assert temp_files(registry) == []  # each pointer was replaced at once, through a temp file
+    last = production_moves(registry)[-1]
     assert {k: last[k] for k in ("user", "action", "stage", "from", "to", "reason")} == {
         "user": "octocat",
         "action": "promote",
@@ -101,74 +180,91 @@ def test_promote_moves_a_stage_and_records_who_what_and_why(registry, monkeypatc
         "to": "v2",
         "reason": "better",
     }
-
-
-def test_stages_move_independently(registry):
-    registry.promote("v1", "production")
-    registry.promote("v2", "staging")
-    assert (registry.current("staging"), registry.current("production")) == ("v2", "v1")
-
-
-def test_an_unknown_stage_is_refused(registry):
     with pytest.raises(RegistryError, match="unknown stage 'qa'; choose one of staging, production"):
-        registry.promote("v1", "qa")
-    with pytest.raises(RegistryError, match="unknown stage"):
         registry.current("qa")
 
 
-def test_an_unknown_version_is_refused(registry):
-    with pytest.raises(RegistryError, match="no version 'v9'"):
-        registry.promote("v9", "production")
-    assert registry.current("production") is None
+def link_v9_to_v1(registry):
+    """A link in models/ named like a version, to a registered version's folder."""
+    (registry.models / "v9").symlink_to(registry.models / "v1")
 
 
-def test_a_tampered_model_is_refused_at_promotion(registry):
+@pytest.mark.parametrize(
+    ("version", "stage", "reason", "prepare", "refusal"),
+    [
+        ("v2", "qa", "manual", None, "unknown stage 'qa'; choose one of staging, production"),
+        ("v9", "production", "manual", None, "no version 'v9'"),
+        ("../v1", "production", "manual", None, "no version"),
+        ("/tmp", "production", "manual", None, "no version"),
+        ("v1/.", "production", "manual", None, "no version"),
+        ("v1/../v2", "production", "manual", None, "no version"),
+        ("v9", "production", "manual", link_v9_to_v1, "no version 'v9'"),
+        ("v2", "production", "manual", lambda r: append_byte(r.folder("v2") / artifact.MODEL_FILE), "sha256"),
+        ("v2", "production", "two\nlines", None, "one printable line"),
+        ("v2", "production", "\x1b[31mred", None, "one printable line"),
+        ("v2", "production", "x" * 501, None, "one printable line"),
+    ],
+    ids=[
+        "unknown-stage",
+        "unknown-version",
+        "parent-path",
+        "absolute-path",
+        "dot-path",
+        "dot-dot-path",
+        "linked-version-folder",
+        "tampered-model",
+        "reason-of-two-lines",
+        "reason-with-an-escape-sequence",
+        "reason-too-long",
+    ],
+)
+def test_a_refused_promotion_names_the_problem_and_changes_nothing(registry, version, stage, reason, prepare, refusal):
     registry.promote("v1", "production")
-    with (registry.folder("v2") / artifact.MODEL_FILE).open("ab") as file:
-        file.write(b"\0")
+    if prepare:
+        prepare(registry)
     before = registry.history()
-    with pytest.raises(ArtifactError, match="sha256"):
-        registry.promote("v2", "production")
-    assert registry.current("production") == "v1"
+    with pytest.raises((RegistryError, ArtifactError), match=refusal):
+        registry.promote(version, stage, reason=reason)
     assert registry.history() == before
+    assert (registry.current("production"), registry.current("staging")) == ("v1", None)
+    assert registry.versions() == ["v1", "v2", "v3"]
 
 
-def test_rollback_unwinds_promotions_one_at_a_time(registry):
+@pytest.mark.parametrize(
+    ("promoted", "to", "outcome"),
+    [
+        (["v1", "v2", "v3"], None, ("v3", "v2")),
+        (["v1", "v2", "v3"], "v1", ("v3", "v1")),
+        (["v1", "v2", "v2"], None, ("v2", "v1")),
+        ([], None, "nothing to roll back to"),
+        (["v1"], None, r"production \(v1\) replaced no earlier version: nothing to roll back to"),
+    ],
+    ids=["to-the-replaced-version", "to-a-named-version", "past-a-repeated-promotion", "nothing-promoted", "first"],
+)
+def test_rollback_returns_to_the_version_production_replaced_or_is_refused(registry, promoted, to, outcome):
+    for version in promoted:
+        registry.promote(version, "production")
+    if isinstance(outcome, str):
+        with pytest.raises(RegistryError, match=outcome):
+            registry.rollback(to)
+        assert registry.current("production") == (promoted[-1] if promoted else None)
+    else:
+        assert registry.rollback(to) == outcome
+        assert registry.current("production") == outcome[1]
+
+
+def test_rollbacks_unwind_promotions_one_at_a_time(registry):
     for version in ("v1", "v2", "v3"):
         registry.promote(version, "production")
     assert registry.rollback() == ("v3", "v2")
     assert registry.rollback() == ("v2", "v1")
-    assert registry.current("production") == "v1"
     assert [entry["action"] for entry in production_moves(registry)] == ["promote"] * 3 + ["rollback"] * 2
     with pytest.raises(RegistryError, match="nothing to roll back to"):
         registry.rollback()
-    assert registry.current("production") == "v1"
-
-
-def test_rollback_after_a_new_promotion_returns_to_the_version_it_replaced(registry):
-    for version in ("v1", "v2"):
-        registry.promote(version, "production")
-    registry.rollback()
-    registry.promote("v3", "production")
+    registry.promote("v3", "production")  # a new promotion after rollbacks replaces v1, so it rolls back to v1
     assert registry.previous_production() == "v1"
     assert registry.rollback(reason="v3 is bad") == ("v3", "v1")
     assert registry.history()[-1]["reason"] == "v3 is bad"
-
-
-def test_rollback_to_a_named_version(registry):
-    for version in ("v1", "v2", "v3"):
-        registry.promote(version, "production")
-    assert registry.rollback(to="v1") == ("v3", "v1")
-    assert registry.current("production") == "v1"
-
-
-def test_rollback_with_nothing_earlier_is_refused(registry):
-    with pytest.raises(RegistryError, match="nothing to roll back to"):
-        registry.rollback()
-    registry.promote("v1", "production")
-    with pytest.raises(RegistryError, match=r"production \(v1\) replaced no earlier version"):
-        registry.rollback()
-    assert registry.current("production") == "v1"
 
 
 def crash_between_history_and_pointer(registry, monkeypatch, version):
@@ -185,93 +281,19 @@ def crash_between_history_and_pointer(registry, monkeypatch, version):
 
 def test_repair_finishes_a_promotion_that_crashed_between_history_and_pointer(registry, monkeypatch):
     registry.promote("v1", "production")
-    crash_between_history_and_pointer(registry, monkeypatch, "v2")
-    assert registry.current("production") == "v1"
-    assert production_moves(registry)[-1]["to"] == "v2"
-    registry.repair()
-    assert registry.current("production") == "v2"
-
-
-def test_the_next_promotion_or_rollback_finishes_a_crashed_one_first(registry, monkeypatch):
-    for version in ("v1", "v2"):
-        registry.promote(version, "production")
-    crash_between_history_and_pointer(registry, monkeypatch, "v3")
-    assert registry.current("production") == "v2"  # the history already says v3
-    assert registry.rollback() == ("v3", "v2")  # repaired to v3 first, so "previous" is v2, as the history says
-    assert registry.current("production") == "v2"
-
-
-def test_rollback_skips_a_promotion_of_the_version_already_in_production(registry):
-    for version in ("v1", "v2", "v2"):
-        registry.promote(version, "production")
-    assert registry.rollback() == ("v2", "v1")
-
-
-@pytest.mark.parametrize(
-    ("line", "problem"),
-    [("{broken", "line 2 is not a history entry"), ("[1, 2]", "line 2 is not a history entry")],
-    ids=["not-json", "not-an-entry"],
-)
-def test_a_broken_history_line_is_named(registry, line, problem):
-    registry.promote("v1", "production")
-    lines = registry.history_file.read_text().splitlines()
-    registry.history_file.write_text("\n".join([lines[0], line, *lines[1:]]) + "\n")
-    with pytest.raises(RegistryError, match=problem):
-        registry.history()
-    with pytest.raises(RegistryError, match=problem):
-        registry.rollback()
-
-
-def test_a_history_or_pointer_that_is_not_text_is_named(registry):
-    registry.promote("v1", "production")
-    (registry.stages / "production").write_bytes(b"\x00\xff")
-    with pytest.raises(RegistryError, match="does not hold a version name"):
-        registry.current("production")
-    registry.history_file.write_bytes(b"\xff\xfe\n")
-    with pytest.raises(RegistryError, match="is not text"):
-        registry.history()
-
-
-@pytest.mark.parametrize("version", ["../escaped", ".hidden", "a/b", "", "two\nlines"])
-def test_a_version_name_that_is_not_a_plain_folder_name_is_refused(tmp_path, registry, model_dir, version):
-    folder = shutil.copytree(model_dir, tmp_path / "odd")
-    metadata = json.loads((folder / artifact.METADATA_FILE).read_text())
-    (folder / artifact.METADATA_FILE).write_text(json.dumps({**metadata, "version": version}))
-    artifact.write_manifest(folder)
-    before = sorted(path.name for path in registry.root.rglob("*"))
-    with pytest.raises(ArtifactError, match="is not a version name"):
-        registry.register(folder)
-    assert sorted(path.name for path in registry.root.rglob("*")) == before
-
-
-def test_a_model_folder_the_service_could_not_serve_is_refused_at_registration(tmp_path, registry, model_dir):
-    def broken(name, metadata_changes=None, drop=None):
-        folder = shutil.copytree(model_dir, tmp_path / name)
-        metadata = json.loads((folder / artifact.METADATA_FILE).read_text())
-        metadata = {k: v for k, v in {**metadata, **(metadata_changes or {})}.items() if k != drop}
-        (folder / artifact.METADATA_FILE).write_text(json.dumps(metadata))
-        reseal_manifest(folder)
-        return folder
-
-    no_metrics = broken("no-metrics")
-    (no_metrics / artifact.METRICS_FILE).unlink()
-    reseal_manifest(no_metrics)
-    for folder, message in [
-        (no_metrics, "metrics.json"),
-        (broken("no-features", drop="features"), "lacks features"),
-        (broken("bad-features", {"features": [{"name": "x"}]}), "the feature list is broken"),
-        (broken("no-features-list", {"features": "abc"}), "the feature list is broken"),
-    ]:
-        with pytest.raises(ArtifactError, match=message):
-            registry.register(folder)
-
-
-def test_repair_leaves_a_consistent_registry_alone(registry):
-    registry.promote("v1", "production")
     registry.promote("v2", "staging")
     pointers = {path.name: path.read_text() for path in registry.stages.iterdir()}
     registry.repair()
-    assert {path.name: path.read_text() for path in registry.stages.iterdir()} == pointers
+    assert {path.name: path.read_text() for path in registry.stages.iterdir()} == pointers  # consistent: left alone
+    crash_between_history_and_pointer(registry, monkeypatch, "v2")
+    assert (registry.current("production"), production_moves(registry)[-1]["to"]) == ("v1", "v2")
+    registry.repair()
+    assert registry.current("production") == "v2"
+    # the next promotion or rollback repairs first: the crashed move to v3 counts, so "previous" is v2
+    crash_between_history_and_pointer(registry, monkeypatch, "v3")
+    assert registry.current("production") == "v2"
+    assert registry.rollback() == ("v3", "v2")
+    assert registry.current("production") == "v2"
 
 
 def test_a_torn_history_line_is_ignored_and_does_not_corrupt_the_next_entry(registry):
@@ -284,12 +306,51 @@ def test_a_torn_history_line_is_ignored_and_does_not_corrupt_the_next_entry(regi
     assert registry.rollback() == ("v2", "v1")
 
 
-def test_atomic_write_replaces_the_content_and_leaves_no_temporary_file(tmp_path):
-    path = tmp_path / "pointer"
-    path.write_text("old\n")
-    atomic_write(path, "new\n")
-    assert path.read_text() == "new\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["pointer"]
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (b"{broken", "line 2 is not a history entry"),
+        (b"[1, 2]", "line 2 is not a history entry"),
+        (
+            json.dumps({**A_PROMOTION, "to": "../../outside", "reason": "manual"}).encode(),
+            "line 2 is not a history entry",
+        ),
+        (b"\xff\xfe", "is not text: restore it from a backup"),
+    ],
+    ids=["not-json", "not-an-entry", "a-path-as-version", "not-text"],
+)
+def test_a_corrupt_history_line_is_named_and_never_acted_on(registry, line, problem):
+    registry.promote("v1", "production")
+    lines = registry.history_file.read_bytes().splitlines()
+    registry.history_file.write_bytes(b"\n".join([lines[0], line, *lines[1:]]) + b"\n")
+    for read_or_act in (registry.history, registry.repair, registry.rollback):
+        with pytest.raises(RegistryError, match=problem):
+            read_or_act()
+    assert (registry.stages / "production").read_text() == "v1\n"
+
+
+@pytest.mark.parametrize(
+    "pointer",
+    [b"../outside", b"/etc", b"models/v1", b"v1/../v2", b".hidden", b"v1\nv2", b"v" * 300, b"\x00\xff"],
+    ids=["parent", "absolute", "nested", "dot-dot-inside", "hidden", "two-lines", "too-long", "not-text"],
+)
+def test_a_stage_pointer_that_is_not_a_version_in_models_is_refused(registry, pointer):
+    registry.promote("v1", "production")
+    (registry.stages / "production").write_bytes(pointer + b"\n")
+    with pytest.raises(RegistryError, match="does not hold a version name"):
+        registry.current("production")
+
+
+def test_repair_removes_the_temp_files_a_killed_promotion_or_registration_left(registry):
+    registry.promote("v1", "production")
+    # what kill -9 leaves: atomic_write's temp pointer, register's half-copied folder
+    (registry.stages / ".production-k1ll3d").write_text("v2\n")
+    (registry.models / ".incoming-k1ll3d").mkdir()
+    (registry.models / ".incoming-k1ll3d" / artifact.MODEL_FILE).write_bytes(b"half")
+    registry.repair()
+    assert temp_files(registry) == []
+    assert registry.current("production") == "v1"
+    assert registry.versions() == ["v1", "v2", "v3"]
 
 
 def promote_many(root, versions, count, go):
@@ -356,97 +417,3 @@ def test_sigkill_during_promotions_never_leaves_a_broken_registry(registry):
         assert temp_files(registry) == []
     # the children really were promoting when they were killed
     assert len(production_moves(registry)) > KILL_TRIALS
-
-
-@pytest.mark.parametrize(
-    "pointer",
-    ["../outside", "/etc", "models/v1", "v1/../v2", ".hidden", "v1\nv2", "v" * 300],
-    ids=["parent", "absolute", "nested", "dot-dot-inside", "hidden", "two-lines", "too-long"],
-)
-def test_a_stage_pointer_that_is_not_a_version_in_models_is_refused(registry, pointer):
-    registry.promote("v1", "production")
-    (registry.stages / "production").write_text(pointer + "\n")
-    with pytest.raises(RegistryError, match="does not hold a version name"):
-        registry.current("production")
-
-
-@pytest.mark.parametrize("version", ["../v1", "/tmp", "v1/.", "v1/../v2"])
-def test_a_version_that_is_a_path_is_not_a_registered_folder(registry, version):
-    with pytest.raises(RegistryError, match="no version"):
-        registry.folder(version)
-    with pytest.raises(RegistryError, match="no version"):
-        registry.promote(version, "production")
-    assert registry.current("production") is None
-
-
-def test_a_linked_version_folder_is_not_a_registered_version(registry, tmp_path, versions):
-    (registry.models / "v9").symlink_to(versions[0])
-    assert "v9" not in registry.versions()
-    with pytest.raises(RegistryError, match="no version 'v9'"):
-        registry.promote("v9", "production")
-
-
-def test_a_history_entry_naming_a_path_is_refused_and_never_becomes_a_pointer(registry):
-    registry.promote("v1", "production")
-    entry = {**registry.history()[-1], "from": "v1", "to": "../../outside"}
-    with registry.history_file.open("a") as file:
-        file.write(json.dumps(entry) + "\n")
-    with pytest.raises(RegistryError, match="is not a history entry"):
-        registry.repair()
-    assert (registry.stages / "production").read_text() == "v1\n"
-
-
-def test_repair_removes_the_temp_files_a_killed_promotion_or_registration_left(registry):
-    registry.promote("v1", "production")
-    # what kill -9 leaves: atomic_write's temp pointer, register's half-copied folder
-    (registry.stages / ".production-k1ll3d").write_text("v2\n")
-    (registry.models / ".incoming-k1ll3d").mkdir()
-    (registry.models / ".incoming-k1ll3d" / artifact.MODEL_FILE).write_bytes(b"half")
-    registry.repair()
-    assert temp_files(registry) == []
-    assert registry.current("production") == "v1"
-    assert registry.versions() == ["v1", "v2", "v3"]
-
-
-def test_register_refuses_a_linked_file_and_names_it(tmp_path, registry, model_dir):
-    (tmp_path / "secret").write_text("root:x:0:0:root:/root:/bin/bash\n")
-    folder = shutil.copytree(model_dir, tmp_path / "linked")
-    (folder / "report.md").symlink_to(tmp_path / "secret")
-    before = registry.history()
-    with pytest.raises(ArtifactError, match="report.md"):
-        registry.register(folder)
-    assert model_dir.name not in registry.versions()
-    assert registry.history() == before
-    assert not any("root:x:0" in path.read_text() for path in registry.models.rglob("report.md"))
-
-
-def test_register_refuses_extra_files_and_names_them(tmp_path, registry, model_dir):
-    folder = shutil.copytree(model_dir, tmp_path / "extra")
-    (folder / "notes.txt").write_text("planted")
-    (folder / "cache").mkdir()
-    with pytest.raises(ArtifactError, match="cache, notes.txt"):
-        registry.register(folder)
-    assert model_dir.name not in registry.versions()
-    assert temp_files(registry) == []
-
-
-def test_register_copies_the_gate_report_and_adds_it_to_the_manifest(tmp_path, model_dir):
-    folder = shutil.copytree(model_dir, tmp_path / "reported")
-    (folder / "report.md").write_text("## AUC gate: PASSED\n")
-    registry = Registry(tmp_path / "registry")
-    version = registry.register(folder)
-    copy = registry.folder(version)
-    assert sorted(path.name for path in copy.iterdir()) == sorted(path.name for path in folder.iterdir())
-    assert "report.md" in json.loads((copy / artifact.MANIFEST_FILE).read_text())["files"]
-    (copy / "report.md").write_text("## AUC gate: PASSED (edited)\n")
-    with pytest.raises(ArtifactError, match="report.md does not match its sha256"):
-        registry.promote(version, "production")
-
-
-@pytest.mark.parametrize("reason", ["two\nlines", "\x1b[31mred", "x" * 501], ids=["newline", "escape", "too-long"])
-def test_a_reason_that_is_not_one_printable_line_is_refused(registry, reason):
-    before = registry.history()
-    with pytest.raises(RegistryError, match="one printable line"):
-        registry.promote("v1", "production", reason=reason)
-    assert registry.history() == before
-    assert registry.current("production") is None
