@@ -5,7 +5,6 @@ A model file may hold only the classes of an allow-list, checked against the fil
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import platform
@@ -13,7 +12,6 @@ import re
 import subprocess
 import threading
 import zipfile
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,16 +28,15 @@ if TYPE_CHECKING:
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
-LOCK_FILE = Path("uv.lock")  # the project's lock, beside pyproject.toml in the folder the commands run from
 MANIFEST_FILE = "manifest.json"
+LOCK_FILE = Path("uv.lock")  # the project's lock, beside pyproject.toml in the folder the commands run from
 MODEL_FILES = (MODEL_FILE, METADATA_FILE, METRICS_FILE)  # written by save, always in the manifest
 REPORT_FILES = ("gate.json", "report.md", "roc.png")  # the gate's, added to the manifest when registered
 REQUIRED = ("version", "features", "model_sha256", "train_data", "python_version", "sklearn_version", "skops_version")
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a folder name: no path separator, no dot first
 LIBRARY_VERSION = re.compile(r"[0-9]+(\.[0-9]+)+[0-9a-z.+-]{0,30}")
-# numpy reads every array header with ast.literal_eval, and CPython 3.11 counts the AST constructor's depth per
-# process, not per thread: two loads at once (a service swapping in a model while the shadow loads its own) can
-# fail with "AST constructor recursion depth mismatch" (python/cpython#106905). Loads are rare; they take turns.
+# loads take turns: numpy reads array headers with ast.literal_eval, whose depth CPython 3.11 counts per process,
+# so two at once (a service swapping models while the shadow loads) can fail (python/cpython#106905)
 LOADING = threading.Lock()
 
 
@@ -56,10 +53,9 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.linear_model._logistic.LogisticRegression",
 )
 
-# Trusted too, so that swapping in one of scikit-learn's tree ensembles needs no edit above: the classes that a
+# Trusted too, so that swapping in a tree ensemble needs no edit above: the classes (no function or method) that a
 # fitted HistGradientBoostingClassifier, GradientBoostingClassifier, RandomForestClassifier or ExtraTreesClassifier
-# holds. Classes only, no function or method. The names follow scikit-learn's private modules: the lock pins its
-# version, and tests/test_artifact.py fails when an upgrade moves one.
+# holds, in scikit-learn's private modules: the lock pins its version, tests/test_artifact.py names one that moves.
 TREE_ENSEMBLES: tuple[str, ...] = (
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
@@ -80,63 +76,12 @@ TREE_ENSEMBLES: tuple[str, ...] = (
 )
 
 
-@functools.cache
-def data_types() -> frozenset[str]:
-    """What a fitted estimator holds besides its classes: plain values, numpy arrays, scalars, dtypes, random states."""
-    import numpy as np  # here, not at the top: commands that only read the registry start without numpy
-
-    return frozenset(
-        {f"builtins.{name}" for name in ("bool", "bytes", "dict", "float", "int", "list", "slice", "str", "tuple")}
-        | {f"numpy.{kind.__name__}" for kind in np.sctypeDict.values()}
-        | {"numpy.ndarray", "numpy.dtype", "numpy.random.mtrand.RandomState", "numpy.random._generator.Generator"}
-    )
-
-
-def trusted_types() -> frozenset[str]:
-    """Every type, function and method a model file may name: plain data, TRUSTED_TYPES and TREE_ENSEMBLES."""
-    return data_types() | set(TRUSTED_TYPES) | set(TREE_ENSEMBLES)
-
-
-def types_in(model_file: Path) -> set[str]:
-    """Every type, function and method a skops file names, read from its schema without loading anything."""
-    with zipfile.ZipFile(model_file) as archive:
-        stack, names = [json.loads(archive.read("schema.json"))], set()
-    while stack:  # a walk of every object in the schema, so nothing nested escapes the check
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            stack.extend(node.values())
-            if node.keys() & {"__class__", "__module__", "__loader__"} and node.get("__loader__") != "CachedNode":
-                module, name = node.get("__module__"), node.get("__class__")
-                if not (isinstance(module, str) and isinstance(name, str)):
-                    raise ValueError(f"an object without a module and name: {str(node)[:80]}")
-                if node.get("__loader__") == "MethodNode":  # a bound method: Class.method, trusted only by that name
-                    content = node.get("content")
-                    name += f".{content.get('func') if isinstance(content, dict) else None}"
-                names.add(f"{module}.{name}")
-    return names
-
-
-def untrusted(model_file: Path) -> list[str]:
-    """The types, functions and methods a skops file names outside trusted_types(), sorted; [] when it may load."""
-    return sorted(types_in(model_file) - trusted_types())
-
-
 class ArtifactError(Exception):
     """A model folder is missing, unreadable, tampered with, or from another scikit-learn."""
 
 
 class LibraryMismatch(ArtifactError):
     """A model saved by another scikit-learn minor version: it loads only with the version that saved it."""
-
-    def __init__(self, folder: Path, saved: str, running: str) -> None:
-        """Name the folder and both versions, and say how to load it."""
-        self.saved, self.running = saved, running
-        super().__init__(
-            f"{folder} was saved by scikit-learn {saved}, this is {running}: "
-            f"install scikit-learn=={saved} to load it, or retrain it"
-        )
 
 
 @dataclass(frozen=True)
@@ -145,20 +90,52 @@ class LoadedModel:
 
     estimator: object
     metadata: dict
-
-    @property
-    def version(self) -> str:
-        """The model's version id."""
-        return self.metadata["version"]
-
-    @property
-    def features(self) -> tuple[Feature, ...]:
-        """The features the model was trained on, in input order."""
-        return tuple(Feature.from_dict(item) for item in self.metadata["features"])
+    version: str
+    features: tuple[Feature, ...]  # the features the model was trained on, in input order
 
     def probability(self, X: np.ndarray) -> np.ndarray:
         """Probability of the positive class (the label 1) for each row of ``X``."""
         return self.estimator.predict_proba(X)[:, 1]
+
+
+def trusted_types() -> frozenset[str]:
+    """Every type, function and method a model file may name: plain data, TRUSTED_TYPES and TREE_ENSEMBLES."""
+    import numpy as np  # here, not at the top: commands that only read the registry start without numpy
+
+    return frozenset(
+        {f"builtins.{name}" for name in ("bool", "bytes", "dict", "float", "int", "list", "slice", "str", "tuple")}
+        | {f"numpy.{kind.__name__}" for kind in np.sctypeDict.values()}  # numpy's scalar types
+        | {"numpy.ndarray", "numpy.dtype", "numpy.random.mtrand.RandomState", "numpy.random._generator.Generator"}
+        | {*TRUSTED_TYPES, *TREE_ENSEMBLES}
+    )
+
+
+def types_in(model_file: Path) -> set[str]:
+    """Every type, function and method a skops file names, read from its schema without loading anything."""
+    names = set()
+
+    def note(node: dict) -> dict:  # json calls it on each object of the schema, however deeply nested
+        if node.keys() & {"__class__", "__module__", "__loader__"} and node.get("__loader__") != "CachedNode":
+            module, name = node.get("__module__"), node.get("__class__")
+            if not (isinstance(module, str) and isinstance(name, str)):
+                raise ValueError(f"an object without a module and name: {str(node)[:80]}")
+            if node.get("__loader__") == "MethodNode":  # a bound method: Class.method, trusted only by that name
+                content = node.get("content")
+                name += f".{content.get('func') if isinstance(content, dict) else None}"
+            names.add(f"{module}.{name}")
+        return node
+
+    with zipfile.ZipFile(model_file) as archive:
+        json.loads(archive.read("schema.json"), object_hook=note)
+    return names
+
+
+def untrusted(model_file: Path) -> list[str]:
+    """The types, functions and methods a skops file names outside trusted_types(), sorted; [] when it may load."""
+    try:
+        return sorted(types_in(model_file) - trusted_types())
+    except Exception as error:  # zipfile and json raise many kinds on a malformed file
+        raise ArtifactError(f"cannot load {model_file}: {error}") from None
 
 
 def git_state() -> dict:
@@ -169,11 +146,6 @@ def git_state() -> dict:
     except (OSError, subprocess.CalledProcessError):
         return {"git_commit": None, "git_dirty": None}
     return {"git_commit": commit.strip(), "git_dirty": bool(status.strip())}
-
-
-def lock_sha256(lock: Path = LOCK_FILE) -> str | None:
-    """The sha256 of the project's lock file (None without one): which environment trained the model."""
-    return sha256_of(lock) if lock.is_file() else None
 
 
 def save(estimator: object, folder: Path, metadata: dict, metrics: dict) -> dict:
@@ -193,7 +165,7 @@ def save(estimator: object, folder: Path, metadata: dict, metrics: dict) -> dict
         "python_version": platform.python_version(),
         "sklearn_version": installed_version("scikit-learn"),
         "skops_version": installed_version("skops"),
-        "lock_sha256": lock_sha256(),
+        "lock_sha256": sha256_of(LOCK_FILE) if LOCK_FILE.is_file() else None,  # the environment that trained it
     }
     (folder / METADATA_FILE).write_text(json.dumps(full, indent=2) + "\n")
     (folder / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
@@ -273,7 +245,8 @@ def check_features(items: object) -> tuple[Feature, ...]:
             raise ValueError(f"{feature.name}: minimum and maximum must be finite numbers or null")
         if len(bounds) == 2 and feature.minimum > feature.maximum:
             raise ValueError(f"{feature.name}: minimum is above maximum")
-    duplicated = sorted(name for name, count in Counter(f.name for f in features).items() if count > 1)
+    names = [feature.name for feature in features]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
         raise ValueError(f"duplicated: {', '.join(duplicated)}")
     return features
@@ -304,22 +277,17 @@ def verify(folder: Path) -> dict:
     if not LIBRARY_VERSION.fullmatch(saved):
         raise ArtifactError(f"{where}: {saved[:40]!r} is not a scikit-learn version")
     if saved.split(".")[:2] != running.split(".")[:2]:
-        raise LibraryMismatch(folder, saved, running)
-    check_types(folder / MODEL_FILE)
-    return metadata
-
-
-def check_types(model_file: Path) -> None:
-    """Refuse a skops file that names a type, function or method this project does not trust, without loading it."""
-    try:
-        refused = untrusted(model_file)
-    except Exception as error:  # zipfile and json raise many kinds on a malformed file
-        raise ArtifactError(f"cannot load {model_file}: {error}") from None
+        raise LibraryMismatch(
+            f"{folder} was saved by scikit-learn {saved}, this is {running}: "
+            f"install scikit-learn=={saved} to load it, or retrain it"
+        )
+    refused = untrusted(folder / MODEL_FILE)
     if refused:
         raise ArtifactError(
-            f"{model_file} holds types this project does not trust: {', '.join(refused)} "
+            f"{folder / MODEL_FILE} holds types this project does not trust: {', '.join(refused)} "
             "(if build_model() uses them, add them to TRUSTED_TYPES in artifact.py)"
         )
+    return metadata
 
 
 def load(folder: Path) -> LoadedModel:
@@ -330,13 +298,14 @@ def load(folder: Path) -> LoadedModel:
     model_file = folder / MODEL_FILE
     try:
         # skops trusts its defaults plus the list given: only what verify let through, so skops refuses the rest
-        trusted = [name for name in skops.io.get_untrusted_types(file=model_file) if name in trusted_types()]
+        trusted = sorted(set(skops.io.get_untrusted_types(file=model_file)) & trusted_types())
         with LOADING:
             estimator = skops.io.load(model_file, trusted=trusted)
     except Exception as error:  # skops raises many kinds on a malformed file
         raise ArtifactError(f"cannot load {model_file}: {error}") from None
-    check_estimator(estimator, check_features(metadata["features"]), model_file)
-    return LoadedModel(estimator, metadata)
+    features = check_features(metadata["features"])
+    check_estimator(estimator, features, model_file)
+    return LoadedModel(estimator, metadata, metadata["version"], features)
 
 
 def check_estimator(estimator: object, features: tuple[Feature, ...], model_file: Path) -> None:

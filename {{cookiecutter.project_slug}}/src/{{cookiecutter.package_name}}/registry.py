@@ -58,33 +58,29 @@ class Registry:
 
     def versions(self) -> list[str]:
         """All registered versions, oldest first."""
-        if not self.models.is_dir():
-            return []
-        return sorted(p.name for p in self.models.iterdir() if _is_version_folder(p))
+        folders = self.models.iterdir() if self.models.is_dir() else []
+        return sorted(p.name for p in folders if _is_version(p.name) and p.is_dir() and not p.is_symlink())
 
     def folder(self, version: str) -> Path:
         """The folder of a registered version: a plain name of a real folder in ``models/``, never a path or link."""
-        if not (_is_version(version) and _is_version_folder(self.models / version)):
+        if version not in self.versions():
             raise RegistryError(f"no version {version!r} in {self.root}; see the `models` command")
         return self.models / version
 
     def current(self, stage: str) -> str | None:
         """The version a stage points at, or None; a pointer that is not a plain version name is refused."""
-        self._check_stage(stage)
+        if stage not in STAGES:
+            raise RegistryError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
         pointer = self.stages / stage
         try:
             with pointer.open("rb") as file:
-                text = file.read(POINTER_BYTES + 1).decode().strip()
+                text = file.read(POINTER_BYTES + 1).decode(errors="replace").strip()
         except FileNotFoundError:
             return None
-        except UnicodeDecodeError:
-            text = None
-        if text == "":
-            return None
-        if text is None or not artifact.VERSION_NAME.fullmatch(text):
-            shown = f" ({text[:60]!r})" if text else ""
-            raise RegistryError(f"{pointer} does not hold a version name{shown}: a stage names a folder of models/")
-        return text
+        if text and not _is_version(text):
+            shown = f"({text[:60]!r}): a stage names a folder of models/"
+            raise RegistryError(f"{pointer} does not hold a version name {shown}")
+        return text or None
 
     def history(self) -> list[dict]:
         """Every registration, promotion and rollback, oldest first."""
@@ -131,7 +127,6 @@ class Registry:
 
     def promote(self, version: str, stage: str, reason: str = "manual") -> str | None:
         """Point a stage at a verified version; return the version it pointed at before."""
-        self._check_stage(stage)
         _check_reason(reason)
         with self._lock():
             self.repair()  # finish a move a crash left half done, so the history and the pointers agree
@@ -154,8 +149,8 @@ class Registry:
 
     def _move(self, version: str, stage: str, reason: str, action: str) -> str | None:
         """Verify ``version``, record the move, then point ``stage`` at it (the lock held); return the old version."""
-        artifact.verify(self.folder(version))
         previous = self.current(stage)
+        artifact.verify(self.folder(version))
         self._record(action, stage, previous, version, reason)
         atomic_write(self.stages / stage, version + "\n")
         return previous
@@ -188,15 +183,9 @@ class Registry:
 
     def _record(self, action: str, stage: str | None, old: str | None, new: str, reason: str) -> None:
         """Append one line to the history (called with the lock held), fsynced before the pointer moves."""
-        entry = {
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "user": os.environ.get("GITHUB_ACTOR") or getpass.getuser(),
-            "action": action,
-            "stage": stage,
-            "from": old,
-            "to": new,
-            "reason": reason,
-        }
+        time = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        user = os.environ.get("GITHUB_ACTOR") or getpass.getuser()
+        entry = {"time": time, "user": user, "action": action, "stage": stage, "from": old, "to": new, "reason": reason}
         self._drop_torn_tail()
         with self.history_file.open("a") as file:
             file.write(json.dumps(entry) + "\n")
@@ -212,17 +201,6 @@ class Registry:
             if file.read(1) != b"\n":
                 file.seek(0)
                 file.truncate(file.read().rfind(b"\n") + 1)
-
-    @staticmethod
-    def _check_stage(stage: str) -> None:
-        """Reject a stage name that is not one of STAGES."""
-        if stage not in STAGES:
-            raise RegistryError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
-
-
-def _is_version_folder(path: Path) -> bool:
-    """A registered version's folder: named like a version, a real folder (not a link)."""
-    return bool(artifact.VERSION_NAME.fullmatch(path.name)) and path.is_dir() and not path.is_symlink()
 
 
 def _is_version(name: object) -> bool:
