@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -79,66 +79,58 @@ LIMITS = {
 
 def load_settings(pyproject: Path = Path("pyproject.toml")) -> Settings:
     """Read [tool.<package>] from pyproject.toml (if present); MODEL_REGISTRY overrides the registry."""
-    table: dict = {}
+    tool: dict = {}
     if pyproject.is_file():
         try:
             with pyproject.open("rb") as file:
                 tool = tomllib.load(file).get("tool", {})
         except (OSError, tomllib.TOMLDecodeError) as error:
             raise ConfigError(f"cannot read {pyproject}: {error}") from None
-        table = tool.get(TABLE, {}) if isinstance(tool, dict) else tool
-    if not isinstance(table, dict):
-        raise ConfigError(f"[tool.{TABLE}] must be a table of settings, got {table!r}")
-    gate = _build(GateSettings, table.pop("gate", {}), f"tool.{TABLE}.gate")
-    data_table = table.pop("data", {})
-    data = _build(DataSettings, data_table, f"tool.{TABLE}.data")
-    _check_source(data, set(data_table))
-    settings = replace(_build(Settings, table, f"tool.{TABLE}"), gate=gate, data=data)
-    if os.environ.get("MODEL_REGISTRY"):
-        settings = replace(settings, registry=Path(os.environ["MODEL_REGISTRY"]))
-    return settings
+    settings = _build(Settings, tool.get(TABLE, {}) if isinstance(tool, dict) else tool, f"tool.{TABLE}")
+    registry = os.environ.get("MODEL_REGISTRY")
+    return replace(settings, registry=Path(registry)) if registry else settings
 
 
 def _build(cls: type, table: dict, where: str):
-    """Instantiate a settings class from a TOML table, converting and checking each value."""
+    """Instantiate a settings class from a TOML table, converting and checking each value and sub-table."""
     if not isinstance(table, dict):
         raise ConfigError(f"[{where}] must be a table of settings, got {table!r}")
-    known = {f.name: f for f in fields(cls) if f.name not in ("gate", "data")}
-    values = {}
+    defaults, known, values = cls(), [f.name for f in fields(cls)], {}
     for key, value in table.items():
         if key not in known:
             raise ConfigError(f"unknown key {key!r} in [{where}]; known keys: {', '.join(known)}")
-        default = getattr(cls(), key)
-        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+        default = getattr(defaults, key)
+        if is_dataclass(default):  # the gate and data tables
+            values[key] = _build(type(default), value, f"{where}.{key}")
+            continue
         if isinstance(default, Path) and isinstance(value, str):
             value = Path(value)
-        if not isinstance(value, type(default)) or isinstance(value, bool):
+        elif isinstance(default, float) and type(value) is int:  # `max_psi = 1` means 1.0; `true` is no number
+            value = float(value)
+        if type(value) is not type(default):
             kind = "path" if isinstance(default, Path) else type(default).__name__
             raise ConfigError(f"[{where}] {key} must be a {kind}, got {value!r}")
-        allowed, text = LIMITS.get(key, (lambda v: True, ""))
-        if not allowed(value):
-            raise ConfigError(f"[{where}] {key} must be {text}, got {value!r}")
+        if key in LIMITS and not LIMITS[key][0](value):
+            raise ConfigError(f"[{where}] {key} must be {LIMITS[key][1]}, got {value!r}")
         values[key] = value
+    if cls is DataSettings:
+        _check_source(DataSettings(**values), set(table), where)
     return cls(**values)
 
 
-def _check_source(data: DataSettings, given: set[str]) -> None:
+def _check_source(data: DataSettings, given: set[str], where: str) -> None:
     """Refuse a data table that misses a file its source needs, or sets a key its source would not read."""
-    where, uses = f"[tool.{TABLE}.data]", SOURCES[data.source]
+    uses = SOURCES[data.source]
     unused = sorted(given - {"source", *uses})
     if unused:
-        raise ConfigError(f'{where} {unused[0]} is not read by source = "{data.source}"; remove it')
-    for key in sorted(NEEDS_A_FILE & set(uses)):
-        if getattr(data, key) == Path():
-            raise ConfigError(f'{where} source = "{data.source}" needs {key} = "<a CSV file>"')
+        raise ConfigError(f'[{where}] {unused[0]} is not read by source = "{data.source}"; remove it')
+    for key in uses:
+        if key in NEEDS_A_FILE and getattr(data, key) == Path():
+            raise ConfigError(f'[{where}] source = "{data.source}" needs {key} = "<a CSV file>"')
 
 
 def layers() -> list:
-    """The layers installed on the hello world, such as the production loop; none in a hello-world project.
-
-    They are the modules named by the package's entry points of the group `<package>.layers`, in pyproject.toml.
-    """
+    """The modules the package's entry points of group `<package>.layers` name (the production loop, if installed)."""
     from importlib.metadata import entry_points
 
     return [entry_point.load() for entry_point in entry_points(group=f"{TABLE}.layers")]

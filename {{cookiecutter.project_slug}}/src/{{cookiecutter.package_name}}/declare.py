@@ -9,7 +9,6 @@ feature keeps the header as its `column`, so the CSV is read as it is.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from .data import DataError
+from .data import DataError, Rows, read_table
 from .features import Feature
 
 MARGIN = 0.1  # of the observed span, on each side
@@ -29,7 +28,10 @@ DECLARATION = re.compile(r"^LABEL = .*?^FEATURES: .*?^\)\n", re.M | re.S)
 
 def declare(path: Path, label: str, ignore: tuple[str, ...] = ()) -> tuple[Feature, ...]:
     """The features of a labelled CSV: every column except the label and ``ignore``; DataError names a bad column."""
-    header, rows = _read(path)
+    header, rows = read_table(path)
+    repeated = next((name for name in header if header.count(name) > 1), None)
+    if repeated is not None:
+        raise DataError(f"{path}: column {repeated!r} appears twice in the header")
     for name in [label, *ignore]:
         if name not in header:
             raise DataError(f"{path} has no column {name!r}; its columns: {', '.join(header)}")
@@ -50,7 +52,7 @@ def declare(path: Path, label: str, ignore: tuple[str, ...] = ()) -> tuple[Featu
 
 def warnings(path: Path, features: tuple[Feature, ...]) -> list[str]:
     """What the reader should check in a declaration: constant columns, 0/1 columns and renamed headers."""
-    header, rows = _read(path)
+    header, rows = read_table(path)
     notes = []
     for feature in features:
         values = _numbers(path, header, rows, feature.header, hint="")
@@ -86,10 +88,8 @@ def _is_field(name: str) -> bool:
 
 def render(features: tuple[Feature, ...], label: str) -> str:
     """The LABEL and FEATURES lines of features.py, laid out as `ruff format` would."""
-    lines = [f"LABEL = {json.dumps(label)}", "", "FEATURES: tuple[Feature, ...] = ("]
-    for feature in features:
-        lines += _call(feature)
-    return "\n".join([*lines, ")"]) + "\n"
+    calls = [line for feature in features for line in _call(feature)]
+    return "\n".join([f"LABEL = {json.dumps(label)}", "", "FEATURES: tuple[Feature, ...] = (", *calls, ")"]) + "\n"
 
 
 def write(features_py: Path, declaration: str) -> None:
@@ -100,24 +100,7 @@ def write(features_py: Path, declaration: str) -> None:
     features_py.write_text(DECLARATION.sub(lambda _: declaration, text))
 
 
-def _read(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The header and the non-blank rows (with line numbers) of a CSV."""
-    try:
-        with Path(path).open(newline="", encoding="utf-8-sig") as file:
-            reader = csv.reader(file)
-            header = [name.strip() for name in next(reader, [])]
-            rows = [(line, row) for line, row in enumerate(reader, start=2) if row]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise DataError(f"cannot read data file {path}: {error}") from None
-    if not header or not rows:
-        raise DataError(f"{path} needs a header row and at least one row of data")
-    repeated = next((name for name in header if header.count(name) > 1), None)
-    if repeated is not None:
-        raise DataError(f"{path}: column {repeated!r} appears twice in the header")
-    return header, rows
-
-
-def _numbers(path: Path, header: list[str], rows: list[tuple[int, list[str]]], name: str, hint: str) -> np.ndarray:
+def _numbers(path: Path, header: list[str], rows: Rows, name: str, hint: str) -> np.ndarray:
     """One column as finite numbers, or a DataError naming the column and the first bad line (then ``hint``)."""
     column, values = header.index(name), []
     for line, row in rows:
@@ -142,15 +125,14 @@ def _feature(name: str, column: str, values: np.ndarray, source: str) -> Feature
         return Feature(name, "bool", description=description, column=column_or_none)
     low, high = float(values.min()), float(values.max())
     margin = MARGIN * (high - low) or MARGIN * abs(high) or 1.0
-    lowest = 0.0 if low >= 0 else -math.inf
+    low, high = max(low - margin, 0.0 if low >= 0 else -math.inf), high + margin
     if (values == np.round(values)).all():
-        low_int, high_int = math.floor(max(low - margin, lowest)), math.ceil(high + margin)
-        return Feature(name, "int", low_int, high_int, description, column_or_none)
-    step = 10.0 ** math.floor(math.log10(margin))
-    digits = max(0, -math.floor(math.log10(step)))
+        return Feature(name, "int", math.floor(low), math.ceil(high), description, column_or_none)
+    exponent = math.floor(math.log10(margin))
+    step = 10.0**exponent
     # rounded outward to whole steps; round() first, so that 0.8 / 0.01 = 80.00000000000001 is 80 steps, not 81
-    minimum = math.floor(round(max(low - margin, lowest) / step, 6)) * step
-    maximum = math.ceil(round((high + margin) / step, 6)) * step
+    minimum, maximum = math.floor(round(low / step, 6)) * step, math.ceil(round(high / step, 6)) * step
+    digits = max(0, -exponent)
     return Feature(name, "float", round(minimum, digits), round(maximum, digits), description, column_or_none)
 
 
@@ -163,10 +145,8 @@ def _call(feature: Feature) -> list[str]:
         args += [repr(feature.minimum), repr(feature.maximum), json.dumps(feature.description)]
     if feature.column is not None:
         args.append(f"column={json.dumps(feature.column)}")
-    one_line = f"    Feature({', '.join(args)}),"
-    if len(one_line) <= LINE_LENGTH:
-        return [one_line]
-    inner = f"        {', '.join(args)}"
-    if len(inner) <= LINE_LENGTH:
-        return ["    Feature(", inner, "    ),"]
-    return ["    Feature(", *[f"        {arg}," for arg in args], "    ),"]
+    joined = ", ".join(args)
+    for lines in ([f"    Feature({joined}),"], ["    Feature(", f"        {joined}", "    ),"]):  # the first that fits
+        if all(len(line) <= LINE_LENGTH for line in lines):
+            return lines
+    return ["    Feature(", *(f"        {arg}," for arg in args), "    ),"]
