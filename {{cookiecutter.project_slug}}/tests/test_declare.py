@@ -10,15 +10,7 @@ import pytest
 from {{ cookiecutter.package_name }} import declare, features
 from {{ cookiecutter.package_name }}.cli import PROG, main
 from {{ cookiecutter.package_name }}.data import DataError, read_csv, write_csv
-from {{ cookiecutter.package_name }}.features import FEATURES, LABEL, Feature, feature_names
-
-
-@pytest.fixture(scope="module")
-def declared_csv(tmp_path_factory, data_files) -> Path:
-    """The configured training data with only the declared columns and the label."""
-    path = tmp_path_factory.mktemp("declare") / "train.csv"
-    write_csv(path, read_csv(data_files[0]))
-    return path
+from {{ cookiecutter.package_name }}.features import LABEL, Feature, feature_names
 
 
 def run_declaration(text: str) -> dict:
@@ -28,16 +20,14 @@ def run_declaration(text: str) -> dict:
     return namespace
 
 
-def test_the_declaration_of_the_training_data_names_its_columns_and_label(declared_csv):
-    declared = declare.declare(declared_csv, LABEL)
+def test_the_declaration_of_the_training_data_names_its_columns_and_accepts_it_with_a_margin(tmp_path, data_files):
+    path = tmp_path / "train.csv"
+    write_csv(path, read_csv(data_files[0]))  # only the declared columns and the label
+    declared = declare.declare(path, LABEL)
     assert [feature.name for feature in declared] == feature_names()
     namespace = run_declaration(declare.render(declared, LABEL))
     assert namespace["LABEL"] == LABEL and namespace["FEATURES"] == declared
-
-
-def test_the_declared_ranges_accept_the_data_they_came_from_and_a_margin_more(declared_csv):
-    declared = declare.declare(declared_csv, LABEL)
-    data = read_csv(declared_csv, declared)  # raises if any value breaks a declared kind or range
+    data = read_csv(path, declared)  # raises if any value breaks a declared kind or range
     for feature, column in zip(declared, data.X.T, strict=True):
         if feature.kind == "bool":
             assert set(np.unique(column)) <= {0, 1}, feature.name
@@ -48,20 +38,15 @@ def test_the_declared_ranges_accept_the_data_they_came_from_and_a_margin_more(de
         assert feature.minimum <= floor + 1e-9, feature.name
 
 
-def test_kinds_follow_the_values_bool_for_0_and_1_int_for_whole_numbers(tmp_path):
+def test_kinds_and_ranges_follow_the_values_and_ignored_columns_are_left_out(tmp_path):
     path = tmp_path / "table.csv"
-    path.write_text("flag,count,ratio,debt,outcome\n0,3,0.5,-20.0,1\n1,10,0.25,35.5,0\n1,7,0.75,0,0\n")
-    declared = {feature.name: feature for feature in declare.declare(path, "outcome")}
+    path.write_text("id,flag,count,ratio,debt,outcome\n1,0,3,0.5,-20.0,1\n2,1,10,0.25,35.5,0\n3,1,7,0.75,0,0\n")
+    declared = {feature.name: feature for feature in declare.declare(path, "outcome", ("id",))}
+    assert list(declared) == ["flag", "count", "ratio", "debt"]
     assert declared["flag"] == Feature("flag", "bool", description="Column flag of table.csv.")
     assert (declared["count"].kind, declared["count"].minimum, declared["count"].maximum) == ("int", 2, 11)
     assert (declared["ratio"].kind, declared["ratio"].minimum, declared["ratio"].maximum) == ("float", 0.2, 0.8)
     assert (declared["debt"].minimum, declared["debt"].maximum) == (-26.0, 42.0)  # may be negative: no floor at 0
-
-
-def test_ignored_columns_are_left_out(tmp_path):
-    path = tmp_path / "table.csv"
-    path.write_text("id,day,x,y\n1,2024-01-01,0.5,1\n2,2024-01-02,1.5,0\n")
-    assert [feature.name for feature in declare.declare(path, "y", ("id", "day"))] == ["x"]
 
 
 @pytest.mark.parametrize(
@@ -76,7 +61,8 @@ def test_ignored_columns_are_left_out(tmp_path):
         ("x,z,y\n1.5,inf,0\n2.5,3,1\n", "y", "line 2: column z holds 'inf'"),
         ("x,y\n1.5,0\n2.5,1\n", "label", "has no column 'label'; its columns: x, y"),
         ("x,x,y\n1,2,0\n3,4,1\n", "y", "column 'x' appears twice"),
-        ("x,y\n", "y", "needs a header row and at least one row"),
+        ("x,y\n", "y", "has a header but no rows"),
+        ("", "y", "is empty; expected a header row"),
         ("y\n0\n1\n", "y", "no feature column besides the label y"),
     ],
     ids=[
@@ -90,6 +76,7 @@ def test_ignored_columns_are_left_out(tmp_path):
         "unknown-label",
         "repeated-column",
         "no-rows",
+        "empty",
         "label-only",
     ],
 )
@@ -116,43 +103,37 @@ def test_headers_that_cannot_be_api_fields_get_field_names_and_the_csv_is_read_a
     assert read_csv(path, declared).X.tolist() == [row[:-1] for row in rows]  # the CSV's own headers
 
 
-def test_declare_notes_constant_columns_0_1_columns_and_renamed_headers(tmp_path, capsys):
+def test_the_command_prints_the_declaration_and_notes_what_to_check_without_writing(tmp_path, capsys):
     path = tmp_path / "table.csv"
     path.write_text("flag,same,x-1,y\n0,7,1.5,0\n1,7,2.5,1\n1,7,0.5,0\n")
+    before = Path(features.__file__).read_text()
     assert main(["declare", str(path), "--label", "y"]) == 0
-    notes = capsys.readouterr().err.splitlines()
+    out, err = capsys.readouterr()
+    assert out == declare.render(declare.declare(path, "y"), "y")
+    assert len(run_declaration(out)["FEATURES"]) == 3
+    assert Path(features.__file__).read_text() == before
+    notes = err.splitlines()
     assert any("flag holds only 0 and 1" in note and '"int"' in note for note in notes)
     assert any("same holds only 7" in note and "--ignore" in note for note in notes)
     assert any("'x-1' is the API field 'x_1'" in note for note in notes)
 
 
-def test_a_long_declaration_line_is_split_as_ruff_formats_it():
+def test_write_puts_a_declaration_laid_out_as_ruff_would_in_place_of_the_old_one(tmp_path):
     long_name = "a_feature_whose_name_is_long_enough_to_push_its_declaration_past_one_hundred_and_twenty"
-    lines = declare.render((Feature(long_name, "float", 0.0, 1.0, f"Column {long_name} of a.csv."),), "y").splitlines()
-    assert all(len(line) <= declare.LINE_LENGTH for line in lines)
-    assert run_declaration("\n".join(lines))["FEATURES"][0].name == long_name
-
-
-def test_write_replaces_only_the_declaration_in_features_py(tmp_path):
+    declared = (
+        Feature("x", "float", 0.0, 1.0, "Column x of t.csv."),
+        Feature(long_name, "float", 0.0, 1.0, f"Column {long_name} of a.csv."),
+        Feature("x_1", "bool", description="Column x-1 of t.csv.", column="x-1"),
+    )
+    declaration = declare.render(declared, "outcome")
+    assert all(len(line) <= declare.LINE_LENGTH for line in declaration.splitlines())
+    assert run_declaration(declaration)["FEATURES"] == declared
     original = Path(features.__file__).read_text()
     copy = tmp_path / "features.py"
     copy.write_text(original)
-    declaration = declare.render((Feature("x", "float", 0.0, 1.0, "Column x of t.csv."),), "outcome")
     declare.write(copy, declaration)
     start, end = original.index("LABEL = "), original.index("\n)\n", original.index("FEATURES: ")) + 3
     assert copy.read_text() == original[:start] + declaration + original[end:]
-
-
-def test_write_refuses_a_file_without_one_declaration(tmp_path):
-    (tmp_path / "features.py").write_text("FEATURES = ()\n")
+    copy.write_text("FEATURES = ()\n")
     with pytest.raises(DataError, match="cannot find one"):
-        declare.write(tmp_path / "features.py", "LABEL = 'y'\n")
-
-
-def test_the_command_prints_the_declaration_without_writing(declared_csv, capsys):
-    before = Path(features.__file__).read_text()
-    assert main(["declare", str(declared_csv), "--label", LABEL]) == 0
-    out, _ = capsys.readouterr()
-    assert out == declare.render(declare.declare(declared_csv, LABEL), LABEL)
-    assert Path(features.__file__).read_text() == before
-    assert len(FEATURES) == len(run_declaration(out)["FEATURES"])
+        declare.write(copy, declaration)
