@@ -60,7 +60,6 @@ class Settings:
 
 # the [tool.<package>.data] keys each source reads, besides `source`
 SOURCES = {"synthetic": (), "csv": ("path", "holdout_fraction", "split_column"), "csv-pair": ("path", "holdout_path")}
-NEEDS_A_FILE = {"path", "holdout_path"}
 
 # the values each setting may take, checked after its type: a gate that accepts any confidence fails open
 LIMITS = {
@@ -125,7 +124,7 @@ def _check_source(data: DataSettings, given: set[str], where: str) -> None:
     if unused:
         raise ConfigError(f'[{where}] {unused[0]} is not read by source = "{data.source}"; remove it')
     for key in uses:
-        if key in NEEDS_A_FILE and getattr(data, key) == Path():
+        if getattr(data, key) == Path():  # a file setting left empty
             raise ConfigError(f'[{where}] source = "{data.source}" needs {key} = "<a CSV file>"')
 
 

@@ -50,7 +50,7 @@ def write_csv(path: Path, data: Dataset, features: tuple[Feature, ...] = FEATURE
 
 
 def read_table(path: Path) -> tuple[list[str], Rows]:
-    """The header (names stripped) and the non-blank rows of a CSV that has both."""
+    """The header (names stripped) and the non-blank rows, each with its line number, of a CSV that has both."""
     try:
         with Path(path).open(newline="", encoding="utf-8-sig") as file:  # -sig: a spreadsheet's byte-order mark
             reader = csv.reader(file)
@@ -96,7 +96,7 @@ def sha256_of(path: Path) -> str:
     """Return the hex sha256 of a file (data lineage and model integrity)."""
     digest = hashlib.sha256()
     with Path(path).open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
+        while block := file.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
 
@@ -131,10 +131,8 @@ def _synthetic(settings: Settings, week: int, root: Path) -> DataFiles:
     try:
         from . import synthetic  # imported here: the own-data guide deletes it
     except ModuleNotFoundError:
-        raise DataError(
-            f'source = "synthetic" needs synthetic.py, which this project no longer has: '
-            f"set source in [tool.{TABLE}.data] of pyproject.toml"
-        ) from None
+        hint = f"set source in [tool.{TABLE}.data] of pyproject.toml"
+        raise DataError(f'source = "synthetic" needs synthetic.py, which this project no longer has: {hint}') from None
     sizes = settings.train_rows, settings.holdout_rows
     train, holdout = synthetic.write_week(root / settings.data_dir, week, settings.seed, *sizes)
     lineage = {"source": "synthetic", "week": week, "seed": settings.seed}
@@ -163,8 +161,6 @@ def _split(settings: Settings, root: Path) -> DataFiles:
         held = _latest(source, header, rows, data)
     else:
         held = _stratified(source, rows, np.array(labels, dtype=float), data.holdout_fraction)
-    if held.all() or not held.any():
-        raise DataError(f"{source}: the split leaves no rows to {'train on' if held.all() else 'hold out'}")
     folder = root / settings.data_dir / "split"
     folder.mkdir(parents=True, exist_ok=True)
     for name, keep in (("train.csv", ~held), ("holdout.csv", held)):
@@ -207,4 +203,7 @@ def _latest(path: Path, header: list[str], rows: Rows, data: DataSettings) -> np
     except ValueError:  # not all numbers: compare as text, which orders ISO dates and times correctly
         keys = values
     cutoff = sorted(keys)[min(int(len(keys) * (1 - data.holdout_fraction)), len(keys) - 1)]
-    return np.array([key >= cutoff for key in keys])
+    held = np.array([key >= cutoff for key in keys])  # one row or more: the cutoff is a row's value
+    if held.all():
+        raise DataError(f"{path}: the split leaves no rows to train on")
+    return held
