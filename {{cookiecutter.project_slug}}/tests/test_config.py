@@ -76,6 +76,7 @@ def test_pyproject_and_model_registry_override_the_defaults(tmp_path, monkeypatc
         ("[tool.TABLE]\ntrain_rows = true\n", "train_rows must be a int, got True"),
         ("[tool.TABLE]\ntrain_rows = 1.5\n", "train_rows must be a int, got 1.5"),
         ("[tool.TABLE]\nregistry = 3\n", "registry must be a path, got 3"),
+        ("[tool.TABLE]\nmax_psi = true\n", "max_psi must be a float, got True"),
         # ranges: a gate that accepts any value fails open
         ("[tool.TABLE.gate]\nconfidence = 1.5\n", "confidence must be at least 0.5 and below 1, got 1.5"),
         ("[tool.TABLE.gate]\nconfidence = 0\n", "confidence must be at least 0.5"),
@@ -109,6 +110,7 @@ def test_pyproject_and_model_registry_override_the_defaults(tmp_path, monkeypatc
         "bool-for-int",
         "float-for-int",
         "int-for-path",
+        "bool-for-float",
         "confidence-above-1",
         "confidence-0",
         "negative-drop",

@@ -44,11 +44,11 @@ def test_a_dataset_survives_a_csv_round_trip_with_whole_numbers_written_as_such(
 
 def test_read_csv_reads_a_spreadsheets_export_columns_found_by_name(tmp_path, sample):
     names = [*HEADERS, LABEL]
-    order = ["note", *reversed(names)]  # another order, and a column that is no feature
+    order = [*reversed(names), "note"]  # another order, and a column that is no feature
     lines = [",".join(order)]
     for row in np.column_stack([sample.X, sample.y]).tolist():
         by_name = dict(zip(names, row, strict=True))
-        lines.append(",".join(["a comment", *(str(by_name[name]) for name in order[1:])]))
+        lines.append(",".join([*(str(by_name[name]) for name in order[:-1]), "a comment"]))
     # a byte-order mark, CRLF line ends and blank lines, as spreadsheets write them
     (tmp_path / "export.csv").write_bytes(b"\xef\xbb\xbf" + "\r\n".join([*lines[:5], "", *lines[5:], "", ""]).encode())
     again = read_csv(tmp_path / "export.csv")
@@ -163,6 +163,10 @@ def test_a_csv_is_split_into_two_files_holding_each_row_once_and_the_fraction_of
         count = sum(float(row[label]) == value for row in table[1])
         held = sum(float(row[label]) == value for row in holdout)
         assert held == min(max(round(0.3 * count), 1), count - 1), value
+    header, rows = table
+    first = {value: [row for row in rows if float(row[label]) == value][:2] for value in (0, 1)}
+    tiny = split(tmp_path / "tiny", (header, first[0] + first[1]), holdout_fraction=0.9)
+    assert len(rows_of(tiny.train)) == len(rows_of(tiny.holdout)) == 2  # one row or more of each class on each side
     mine = tmp_path / "mine.csv"
     assert files.description == str(mine)
     assert files.lineage == {
@@ -230,7 +234,11 @@ def change(table, column, value, row=1):
         (lambda t: change(t, LABEL, "yes"), {}, rf"line 3: {LABEL} must be 0 or 1, got 'yes'"),
         (lambda t: change(t, "observed_on", ""), {"split_column": "observed_on"}, "line 3: observed_on is empty"),
         (lambda t: t, {"split_column": "week"}, "has no column week"),
-        (lambda t: (t[0], [[*r[:-1], "2024-01-01"] for r in t[1]]), {"split_column": "observed_on"}, "no rows to"),
+        (
+            lambda t: (t[0], [[*r[:-1], "2024-01-01"] for r in t[1]]),
+            {"split_column": "observed_on"},
+            "no rows to train on",
+        ),
         (lambda t: (t[0], [r for r in t[1] if float(r[t[0].index(LABEL)]) == 0]), {}, f"{LABEL} = 1 on 0 row"),
         (lambda t: ([h if h != LABEL else f"{LABEL}_renamed" for h in t[0]], t[1]), {}, f"no label column {LABEL}"),
         (lambda t: t, {"week": 1}, 'a week of data needs source = "synthetic"'),

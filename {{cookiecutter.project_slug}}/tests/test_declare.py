@@ -40,11 +40,11 @@ def test_the_declaration_of_the_training_data_names_its_columns_and_accepts_it_w
 
 def test_kinds_and_ranges_follow_the_values_and_ignored_columns_are_left_out(tmp_path):
     path = tmp_path / "table.csv"
-    path.write_text("id,flag,count,ratio,debt,outcome\n1,0,3,0.5,-20.0,1\n2,1,10,0.25,35.5,0\n3,1,7,0.75,0,0\n")
+    path.write_text("id,flag,count,ratio,debt,outcome\n1,0,0,0.5,-20.0,1\n2,1,10,0.25,35.5,0\n3,1,7,0.75,0,0\n")
     declared = {feature.name: feature for feature in declare.declare(path, "outcome", ("id",))}
     assert list(declared) == ["flag", "count", "ratio", "debt"]
     assert declared["flag"] == Feature("flag", "bool", description="Column flag of table.csv.")
-    assert (declared["count"].kind, declared["count"].minimum, declared["count"].maximum) == ("int", 2, 11)
+    assert (declared["count"].kind, declared["count"].minimum, declared["count"].maximum) == ("int", 0, 11)  # not -1
     assert (declared["ratio"].kind, declared["ratio"].minimum, declared["ratio"].maximum) == ("float", 0.2, 0.8)
     assert (declared["debt"].minimum, declared["debt"].maximum) == (-26.0, 42.0)  # may be negative: no floor at 0
 

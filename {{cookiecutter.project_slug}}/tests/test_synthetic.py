@@ -92,7 +92,9 @@ def test_the_synthetic_source_writes_the_weeks_files_and_names_the_week(example)
     files = prepare(example, week=3)
     assert (files.train, files.holdout) == synthetic.week_files(example.data_dir, 3)
     assert files.train.parent.name == "week-03"
-    assert len(read_csv(files.holdout).y) == ROWS
+    # the lineage's week and seed give the files back: the holdout from its own seed
+    for path, seed in ((files.train, 0), (files.holdout, synthetic.HOLDOUT_SEED_OFFSET)):
+        assert np.array_equal(read_csv(path).X, synthetic_transactions(ROWS, week=3, seed=seed).X), path.name
     assert files.description == "synthetic week 3"
     assert files.lineage == {"source": "synthetic", "week": 3, "seed": 0}
     assert prepare(example).description == "synthetic week 0"
