@@ -1,22 +1,19 @@
-"""The local CD pipeline: stages in order, a failure stops it before production moves."""
+"""The local CD pipeline: stages in order, a failure stops it before production moves; its console and log."""
 
 import io
 import json
+import re
 import subprocess
 import sys
-import tempfile
+import threading
 from dataclasses import replace
 
 import pytest
 
 from {{ cookiecutter.package_name }} import artifact, pipeline
 from {{ cookiecutter.package_name }}.config import GateSettings
-from {{ cookiecutter.package_name }}.data import prepare, read_csv, sha256_of
-from {{ cookiecutter.package_name }}.features import FEATURES, Feature
-from {{ cookiecutter.package_name }}.pipeline import Console, Run, StageFailed, run_pipeline
-from {{ cookiecutter.package_name }}.registry import Registry
-from {{ cookiecutter.package_name }}.service import create_app
-from {{ cookiecutter.package_name }}.staging import smoke_requests
+from {{ cookiecutter.package_name }}.data import prepare, sha256_of
+from {{ cookiecutter.package_name }}.pipeline import Console, Run, StageFailed, log_path, run_pipeline
 
 # every stage except the staging server, which only the full-pipeline test starts
 WITHOUT_SERVER = [
@@ -63,7 +60,9 @@ def test_production_moves_last_after_the_gate_and_the_scored_staging():
 
 
 @pytest.mark.parametrize("all_tests", [False, True], ids=["default", "all-tests"])
-def test_the_test_stage_leaves_the_slow_tests_to_tox_and_ci_unless_asked(settings, monkeypatch, all_tests):
+def test_the_test_stage_leaves_the_slow_tests_to_tox_and_ci_unless_asked(
+    settings, monkeypatch, pytestconfig, all_tests
+):
     commands = []
 
     class PassingTests:
@@ -90,15 +89,10 @@ def test_the_test_stage_leaves_the_slow_tests_to_tox_and_ci_unless_asked(setting
     else:
         assert command[-4:] == ["-m", "not server and not slow", "-p", "no:hypothesispytest"]
         assert said == "4 passed in 0.01s; the slow ones run in tox and CI (or --all-tests)"
-
-
-def test_the_test_stage_deselects_only_markers_the_project_declares(pytestconfig):
+    # pytest selects everything for a marker name it does not know, even with --strict-markers
     declared = {marker.split(":")[0] for marker in pytestconfig.getini("markers")}
-    flag, expression = pipeline.FAST_TEST_OPTIONS[:2]
-    deselected = {word for word in expression.split() if word not in ("not", "and", "or")}
-    assert flag == "-m"
-    assert deselected == {"server", "slow"}
-    assert deselected <= declared  # pytest selects everything for a name it does not know, even with --strict-markers
+    deselected = {word for word in pipeline.FAST_TEST_OPTIONS[1].split() if word not in ("not", "and", "or")}
+    assert deselected == {"server", "slow"} and deselected <= declared
 
 
 @pytest.mark.slow
@@ -160,17 +154,14 @@ def test_a_failing_stage_stops_the_pipeline_names_it_and_leaves_production_alone
 
 
 @pytest.mark.slow
-def test_a_candidate_the_gate_blocks_never_reaches_the_registry(settings, floor_above_the_model):
-    run = new_run(replace(settings, gate=GateSettings(min_auc=floor_above_the_model, max_auc_drop=0.01)))
-    assert run_pipeline(run, WITHOUT_SERVER) == 1
-    assert any(line.startswith("FAILED at stage gate_candidate: the gate blocked") for line in shown(run))
-    assert run.registry.versions() == []
-    assert run.registry.current("production") is None
-    assert (run.candidate / "report.md").is_file()  # the report explains the block
+def test_the_gate_stops_a_worse_candidate_and_an_undeclared_library_upgrade(settings, floor_above_the_model):
+    blocked = new_run(replace(settings, gate=GateSettings(min_auc=floor_above_the_model, max_auc_drop=0.01)))
+    assert run_pipeline(blocked, WITHOUT_SERVER) == 1
+    assert any(line.startswith("FAILED at stage gate_candidate: the gate blocked") for line in shown(blocked))
+    assert blocked.registry.versions() == []
+    assert blocked.registry.current("production") is None
+    assert (blocked.candidate / "report.md").is_file()  # the report explains the block
 
-
-@pytest.mark.slow
-def test_after_a_scikit_learn_upgrade_only_a_declared_library_upgrade_deploys(settings):
     first = new_run(settings)
     assert run_pipeline(first, WITHOUT_SERVER) == 0
     # as if production had been saved by the scikit-learn minor version before the one installed now
@@ -202,51 +193,62 @@ def test_make_data_writes_the_configured_sources_files(settings, source):
     assert shown(run) == [f"{run.data.description}: {run.train_csv} and {run.holdout_csv}"]
 
 
-def test_smoke_requests_builds_a_valid_request_and_bad_ones_the_service_rejects(client, data_files):
-    valid, bad = smoke_requests(FEATURES, read_csv(data_files[1]).X[0].tolist())
-    assert list(valid) == [feature.name for feature in FEATURES]
-    kinds = {"float": float, "int": int, "bool": bool}
-    assert all(type(valid[feature.name]) is kinds[feature.kind] for feature in FEATURES)
-    assert client.post("/predict", json=valid).status_code == 200
-    assert {"body not JSON", "missing field", "unknown field", "wrong type", "NaN", "empty list"} <= bad.keys()
-    for name, (body, content_type) in bad.items():
-        status = client.post("/predict", data=body, content_type=content_type).status_code
-        assert 400 <= status < 500, name
+class Terminal(io.StringIO):
+    """A screen that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
 
 
-def test_smoke_requests_follow_another_feature_list(tmp_path, own_features, own_model_dir):
-    registry = Registry(tmp_path / "registry")
-    registry.promote(registry.register(own_model_dir), "production")
-    client = create_app({"REGISTRY": str(registry.root), "RELOAD_INTERVAL": 0}).test_client()
-    valid, bad = smoke_requests(own_features, [30.0, 1_000.0, 1.0])
-    assert valid == {"age": 30, "balance": 1_000.0, "is_member": True}
-    assert client.post("/predict", json=valid).status_code == 200
-    assert "age below its minimum" in bad
-    for name, (body, content_type) in bad.items():
-        status = client.post("/predict", data=body, content_type=content_type).status_code
-        assert 400 <= status < 500, name
+def two_stages(console: Console) -> None:
+    """A quiet stage and a chatty one."""
+    with console.stage("[1/2] first"):
+        console.say("did the first thing")
+    with console.stage("[2/2] second"):
+        console.detail("a long report\nof many lines")
+        console.say("an early word")
+        console.say("the result")
 
 
-@pytest.mark.parametrize("bounds", ["none", "maximum", "bool"], ids=["no-bound-at-all", "only-maxima", "all-bool"])
-def test_smoke_requests_need_no_declared_minimum(bounds):
-    if bounds == "bool":
-        features = tuple(Feature(f"flag_{i}", "bool") for i in range(3))
-    else:
-        features = tuple(Feature(f.name, f.kind, None, f.maximum if bounds == "maximum" else None) for f in FEATURES)
-    valid, bad = smoke_requests(features, [1.0] * len(features))
-    out_of_range = [name for name in bad if name.endswith(("its minimum", "its maximum"))]
-    bounded = [f for f in features if f.kind != "bool" and f.maximum is not None]
-    assert out_of_range == ([f"{bounded[0].name} above its maximum"] if bounded else [])
-    assert {"missing field", "unknown field", "wrong type", "NaN", "empty list"} <= bad.keys()
+def test_the_console_shows_a_line_per_stage_or_with_verbose_every_line_and_logs_every_line(tmp_path):
+    screen = io.StringIO()
+    with Console(screen=screen, log=tmp_path / "run.log") as console:
+        two_stages(console)
+    first, second, where = screen.getvalue().splitlines()
+    assert re.fullmatch(r"\[1/2\] first +\d+\.\d s  did the first thing", first)
+    assert re.fullmatch(r"\[2/2\] second +\d+\.\d s  the result", second)
+    assert where == f"log: {tmp_path / 'run.log'}"
+    logged = (tmp_path / "run.log").read_text().splitlines()
+    assert logged[:2] == ["[1/2] first", "did the first thing"]
+    assert logged[4:8] == ["a long report", "of many lines", "an early word", "the result"]
+    assert logged[-1].startswith("[2/2] second") and logged[-1].endswith("the result")
+
+    verbose = io.StringIO()
+    with Console(screen=verbose, verbose=True, log=tmp_path / "verbose.log") as console:
+        two_stages(console)
+    assert verbose.getvalue().splitlines()[:-1] == (tmp_path / "verbose.log").read_text().splitlines()
+
+    path = log_path("pipeline")  # each run logs to a new file named after the command and its start
+    assert path.parent.name == "logs" and re.fullmatch(r"pipeline-\d{8}-\d{6}\.log", path.name)
 
 
-def test_a_staging_server_that_dies_shows_its_last_lines_in_the_error(tmp_path):
-    script = "print('first line'); print('cannot load the staging model: broken manifest'); raise SystemExit(3)"
-    with tempfile.TemporaryFile("w+") as log:
-        server = subprocess.Popen([sys.executable, "-c", script], stdout=log, stderr=subprocess.STDOUT, text=True)
-        server.wait(timeout=30)
-        with pytest.raises(StageFailed) as failure:
-            pipeline.wait_for_server(f"http://127.0.0.1:{pipeline.free_port()}", server, log, seconds=5)
-    message = str(failure.value)
-    assert "exited with code 3" in message
-    assert message.endswith("last lines:\nfirst line\ncannot load the staging model: broken manifest")
+def test_only_a_terminal_sees_progress_while_a_stage_runs():
+    screen = Terminal()
+    console = Console(screen=screen, tick=0.01)
+    with console.stage("[1/1] long"):
+        console.detail("...... [ 40%]")
+        for _ in range(500):  # until the progress line shows the stage's latest output
+            if "[ 40%]" in screen.getvalue():
+                break
+            threading.Event().wait(0.01)
+        console.say("done well")
+    output = screen.getvalue()
+    assert output.startswith("[1/1] long") and "...... [ 40%]" in output and "\r\x1b[K" in output
+    assert output.rsplit("\r\x1b[K", 1)[1].endswith(" s  done well\n")
+
+    screen = io.StringIO()
+    console = Console(screen=screen, tick=0.001)
+    with console.stage("[1/1] long"):
+        console.detail("working")
+        threading.Event().wait(0.05)
+    assert "\r" not in screen.getvalue() and len(screen.getvalue().splitlines()) == 1
