@@ -224,7 +224,7 @@ def test_a_staging_server_that_dies_shows_its_last_lines_in_the_error():
         server = subprocess.Popen([sys.executable, "-c", script], stdout=log, stderr=subprocess.STDOUT, text=True)
         server.wait(timeout=30)
         with pytest.raises(StageFailed) as failure:
-            staging.wait_for_server(f"http://127.0.0.1:{staging.free_port()}", server, log, seconds=5)
+            staging.wait_until_ready(f"http://127.0.0.1:{staging.free_port()}", server, 5, log)
     message = str(failure.value)
     assert "exited with code 3" in message
     assert message.endswith("last lines:\nfirst line\ncannot load the staging model: broken manifest")

@@ -24,6 +24,7 @@ from typing import IO
 from urllib.parse import urlsplit
 
 import numpy as np
+from scipy import special
 
 from . import artifact
 from .config import GateSettings
@@ -75,19 +76,12 @@ def request_rows(features: tuple[Feature, ...], X: np.ndarray) -> list[dict]:
 
 def post(base: str, rows: list[dict]) -> list[float]:
     """POST a batch to /predict; the probabilities, or StagingError naming what the service answered."""
-    parts = urlsplit(base)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-    try:
-        connection.request("POST", "/predict", json.dumps(rows), {"Content-Type": "application/json"})
-        response = connection.getresponse()
-        status, text = response.status, response.read()
-    finally:
-        connection.close()
-    with contextlib.suppress(ValueError, TypeError, AttributeError):  # whatever the body, never a traceback
-        scores = json.loads(text).get(ANSWER) if status == 200 else None
+    status, answer = call(base + "/predict", json.dumps(rows).encode(), timeout=60)
+    scores = answer.get(ANSWER) if status == 200 and isinstance(answer, dict) else None
+    with contextlib.suppress(ValueError, TypeError):  # whatever the scores are, never a traceback
         if isinstance(scores, list) and len(scores) == len(rows):
             return [float(score) for score in scores]
-    raise StagingError(f"staging answered a batch of {len(rows)} holdout rows with {status}: {text[:200]!r}")
+    raise StagingError(f"staging answered a batch of {len(rows)} holdout rows with {status}: {str(answer)[:200]}")
 
 
 def served_scores(base: str, features: tuple[Feature, ...], X: np.ndarray) -> np.ndarray:
@@ -127,16 +121,15 @@ def trace(base: str, model: artifact.LoadedModel, X: np.ndarray, found: Skew, se
         served_batch = served_scores(base, model.features, batch)[: len(probes)]
     except StagingError:
         return found
-    errors = _logit(served_batch) - _logit(model.probability(probes))
+    errors = logit(served_batch) - logit(model.probability(probes))
     moved = np.abs(errors[1:] - errors[0]) > 1e-3 * max(1.0, abs(errors[0]))
     suspects = tuple(feature.name for feature, changed in zip(model.features, moved, strict=True) if changed)
     return Skew(found.rows, found.differing, found.largest, suspects)
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
+def logit(p: np.ndarray) -> np.ndarray:
     """Log-odds, clipped away from 0 and 1 (the service rounds to 6 decimals)."""
-    clipped = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(clipped / (1 - clipped))
+    return special.logit(np.clip(p, 1e-6, 1 - 1e-6))
 
 
 def score_staging(
@@ -172,7 +165,7 @@ def staging_server(registry: Path):
         server = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
             base = f"http://127.0.0.1:{port}"
-            wait_for_server(base, server, log)
+            wait_until_ready(base, server, log=log)
             yield base
         finally:
             server.send_signal(signal.SIGINT)  # gunicorn's quick shutdown: every request sent has its answer
@@ -181,8 +174,7 @@ def staging_server(registry: Path):
 
 def smoke_requests(features: tuple[Feature, ...], row: list[float]) -> tuple[dict, dict[str, tuple[bytes, str]]]:
     """A valid request built from a real row, and each kind of bad request as (body, content type)."""
-    cast = {"float": float, "int": int, "bool": bool}
-    valid = {f.name: cast[f.kind](value) for f, value in zip(features, row, strict=True)}
+    (valid,) = request_rows(features, np.array([row]))
     first = features[0].name
     bad: dict[str, object] = {
         "missing field": {k: v for k, v in valid.items() if k != first},
@@ -204,10 +196,8 @@ def smoke_requests(features: tuple[Feature, ...], row: list[float]) -> tuple[dic
     requests = {name: (json.dumps(body).encode(), "application/json") for name, body in bad.items()}
     requests["body not JSON"] = (b"{not json", "application/json")
     requests["wrong content type"] = (json.dumps(valid).encode(), "text/plain")
-    requests["body over the size limit"] = (
-        b" " * (MAX_BODY_BYTES + 1) + json.dumps(valid).encode(),
-        "application/json",
-    )
+    oversized = b" " * (MAX_BODY_BYTES + 1) + json.dumps(valid).encode()
+    requests["body over the size limit"] = (oversized, "application/json")
     return valid, requests
 
 
@@ -232,10 +222,12 @@ def smoke_test(base: str, version: str, holdout_csv: Path) -> tuple[list[str], i
     return problems, len(bad)
 
 
-def call(url: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, dict]:
-    """GET (no body) or POST raw bytes; return the status and the JSON answer."""
+def call(
+    url: str, body: bytes | None = None, content_type: str = "application/json", timeout: float = 10
+) -> tuple[int, dict]:
+    """GET (no body) or POST raw bytes; return the status and the JSON answer ({"body": ...} if it is no JSON)."""
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         # a 413 may come before the server reads the whole body: a broken pipe here, then read that answer
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -250,26 +242,20 @@ def call(url: str, body: bytes | None = None, content_type: str = "application/j
         connection.close()
 
 
-def wait_for_server(base: str, server: subprocess.Popen, log: IO[str], seconds: float = 60) -> None:
-    """wait_until_ready, and when the server dies or stays unready, the error carries its last lines of output."""
-    try:
-        wait_until_ready(base, server, seconds)
-    except StageFailed as failure:
-        log.seek(0)
-        last = "\n".join(log.read().splitlines()[-20:]) or "(nothing)"
-        raise StageFailed(f"{failure}; the server's last lines:\n{last}") from None
-
-
-def wait_until_ready(base: str, server: subprocess.Popen | None = None, seconds: float = 60) -> None:
-    """Poll /ready until it answers 200; fail if the server process exits or time runs out."""
-    deadline = time.monotonic() + seconds
+def wait_until_ready(
+    base: str, server: subprocess.Popen | None = None, seconds: float = 60, log: IO[str] | None = None
+) -> None:
+    """Poll /ready until it answers 200; fail if the server exits or time runs out, quoting the end of its ``log``."""
+    failure, deadline = f"{base} was not ready within {seconds:g} s", time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server is not None and server.poll() is not None:
-            raise StageFailed(f"the server exited with code {server.returncode}; run `serve` to see why")
-        try:
+            failure = f"the server exited with code {server.returncode}; run `serve` to see why"
+            break
+        with contextlib.suppress(OSError, http.client.HTTPException, ValueError):
             if call(base + "/ready")[0] == 200:
                 return
-        except (OSError, http.client.HTTPException, ValueError):
-            pass
         time.sleep(0.05)
-    raise StageFailed(f"{base} was not ready within {seconds:g} s")
+    if log is not None:
+        log.seek(0)
+        failure += "; the server's last lines:\n" + ("\n".join(log.read().splitlines()[-20:]) or "(nothing)")
+    raise StageFailed(failure)
