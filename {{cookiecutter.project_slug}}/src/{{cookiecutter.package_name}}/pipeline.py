@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from . import staging
+from .artifact import METRICS_FILE, read_json
 from .config import Settings
 from .data import DataFiles, prepare
 from .gate import run_gate, write_outputs
@@ -26,27 +26,20 @@ SUMMARY_WIDTH = 27  # as wide as "[9/9] promote_to_production"
 LOGS = Path("logs")
 
 
-def log_path(name: str, folder: Path = LOGS) -> Path:
+def log_path(name: str) -> Path:
     """A new log file for a run of ``name``, named after the time it starts: logs/pipeline-20260101-120000.log."""
-    return folder / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    return LOGS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
 
 
 class Console:
     """Shows a run's stages on the screen (a summary line each, or every line when verbose) and logs every line."""
 
-    def __init__(
-        self, screen: TextIO | None = None, verbose: bool = False, log: Path | None = None, tick: float = 0.5
-    ) -> None:
+    def __init__(self, screen: TextIO | None = None, verbose: bool = False, log: Path | None = None, tick: float = 0.5):
         """Write to ``screen`` (standard output by default) and append every line to ``log`` when given."""
-        self._screen = screen
-        self.verbose = verbose
-        self.log_path = log
-        self.tick = tick
+        self._screen, self.verbose, self.log_path, self.tick = screen, verbose, log, tick
         self._log: TextIO | None = None
         self._lock = threading.Lock()
-        self._result = ""
-        self._latest = ""
-        self._progress = ""  # the progress line now on a terminal, to erase before the next write
+        self._result = self._latest = self._progress = ""  # _progress: the line drawn on a terminal, if any
 
     @property
     def screen(self) -> TextIO:
@@ -87,38 +80,28 @@ class Console:
         """Run one stage: its header when verbose, progress on a terminal, then its summary line with the time."""
         self._result = self._latest = ""
         self._write(label, screen=self.verbose)
-        started = time.monotonic()
-        done = threading.Event()
-        ticker = None
-        if not self.verbose and self.screen.isatty():
-            ticker = threading.Thread(target=self._tick, args=(label, started, done), daemon=True)
+        started, done = time.monotonic(), threading.Event()
+        ticker = threading.Thread(target=self._tick, args=(label, started, done), daemon=True)
+        drawing = not self.verbose and self.screen.isatty()
+        if drawing:
             ticker.start()
-        failed = True
         try:
             yield
-            failed = False
+        except BaseException:
+            self._result = self._result or "failed"
+            raise
         finally:
             done.set()
-            if ticker is not None:
+            if drawing:
                 ticker.join()
-            result = self._result or ("failed" if failed else "done")
-            self.show(f"{label.ljust(SUMMARY_WIDTH)} {time.monotonic() - started:6.1f} s  {result}")
+            self.show(f"{label.ljust(SUMMARY_WIDTH)} {time.monotonic() - started:6.1f} s  {self._result or 'done'}")
 
     def _tick(self, label: str, started: float, done: threading.Event) -> None:
         """Redraw one progress line (elapsed seconds and the stage's latest output) until the stage ends."""
         while not done.wait(self.tick):
             line = f"{label.ljust(SUMMARY_WIDTH)} {time.monotonic() - started:6.0f} s  {self._latest}"
             with self._lock:
-                self._erase()
-                self._progress = line[: shutil.get_terminal_size().columns - 1]
-                self.screen.write(self._progress)
-                self.screen.flush()
-
-    def _erase(self) -> None:
-        """Clear the progress line, if one is drawn."""
-        if self._progress:
-            self.screen.write("\r\x1b[K")
-            self._progress = ""
+                self._draw(line[: shutil.get_terminal_size().columns - 1], progress=True)
 
     def _write(self, line: str, screen: bool) -> None:
         """Append a line to the log, and to the screen when asked."""
@@ -127,9 +110,15 @@ class Console:
                 self._log.write(line + "\n")
                 self._log.flush()
             if screen:
-                self._erase()
-                self.screen.write(line + "\n")
-                self.screen.flush()
+                self._draw(line + "\n")
+
+    def _draw(self, text: str, progress: bool = False) -> None:
+        """Erase the progress line, if one is drawn, then write ``text``: a line, or the new progress line."""
+        if self._progress:
+            self.screen.write("\r\x1b[K")
+        self._progress = text if progress else ""
+        self.screen.write(text)
+        self.screen.flush()
 
 
 @dataclass
@@ -147,7 +136,6 @@ class Run:
     data: DataFiles | None = None
     candidate: Path = Path()
     version: str = ""
-    notes: dict = field(default_factory=dict)
     staging_url: str = ""  # the staging service, while the pipeline runs
     resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # closed when the run ends
 
@@ -177,8 +165,7 @@ def run_tests(run: Run) -> None:
         run.say("SKIPPED on request (--skip-tests): the tests did not run")
         return
     command = [sys.executable, "-u", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    if not run.all_tests:
-        command += FAST_TEST_OPTIONS
+    command += [] if run.all_tests else FAST_TEST_OPTIONS
     output = []
     # streamed line by line, so a terminal shows the tests' progress and the log keeps their whole report
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as tests:
@@ -187,9 +174,8 @@ def run_tests(run: Run) -> None:
             run.detail(output[-1])
     if tests.returncode:
         raise StageFailed("tests failed:\n" + "\n".join(output[-40:]))
-    summary = [line for line in output if line]
-    left_out = "" if run.all_tests else "; the slow ones run in tox and CI (or --all-tests)"
-    run.say((summary[-1] if summary else "no test output") + left_out)
+    summary = next((line for line in reversed(output) if line), "no test output")
+    run.say(summary + ("" if run.all_tests else "; the slow ones run in tox and CI (or --all-tests)"))
 
 
 def make_data(run: Run) -> None:
@@ -211,7 +197,7 @@ def train_model(run: Run) -> None:
 
 def evaluate_model(run: Run) -> None:
     """Report the candidate's holdout AUC."""
-    auc = json.loads((run.candidate / "metrics.json").read_text())["holdout"]
+    auc = read_json(run.candidate / METRICS_FILE)["holdout"]
     run.say(f"holdout AUC {auc['auc']:.4f} (95% CI {auc['ci_low']:.4f} to {auc['ci_high']:.4f})")
 
 
