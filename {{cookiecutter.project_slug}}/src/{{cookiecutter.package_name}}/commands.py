@@ -50,8 +50,7 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     if both_given and args.week is not None:
         raise ValueError("--week and --train with --holdout exclude each other: give one")
     files = None if both_given else prepare(settings, requested_week(settings, args))
-    train_csv = Path(args.train) if args.train else files.train
-    holdout_csv = Path(args.holdout) if args.holdout else files.holdout
+    train_csv, holdout_csv = Path(args.train or files.train), Path(args.holdout or files.holdout)
     # the source's lineage only when both files are the source's own
     lineage = files.lineage if files and not (args.train or args.holdout) else None
     seed = args.seed if args.seed is not None else settings.seed
@@ -95,9 +94,8 @@ def cmd_gate(settings: Settings, args: argparse.Namespace) -> int:
             production = registry.current("production")
             baseline, role = (registry.models / production if production else None), "production"
         result = run_gate(candidate, holdout_file(settings, args), baseline, gate, args.library_upgrade, role)
-    out = Path(args.out) if args.out else candidate if candidate else Path("gate")
-    report = write_outputs(result, out)
-    print(report.read_text(), end="")
+    out = Path(args.out) if args.out else candidate or Path("gate")
+    print(write_outputs(result, out).read_text(), end="")
     if result.decision == "undecided":
         print(f"{PROG}: error: {result.reasons[0]}", file=sys.stderr)
     return result.exit_code
@@ -194,53 +192,37 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_smoke_test(settings: Settings, args: argparse.Namespace) -> int:
     """Check a running service (staging): ready, answering with VERSION, rejecting bad input; --score: the holdout."""
     from . import staging
+    from .gate import write_outputs
 
     base, holdout = args.url.rstrip("/"), holdout_file(settings, args)
     try:
         staging.wait_until_ready(base, seconds=args.wait)
+        problems, rejected = staging.smoke_test(base, args.version, holdout)
     except staging.StageFailed as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        return 1
-    problems, rejected = staging.smoke_test(base, args.version, holdout)
+        problems = [str(error)]
     for problem in problems:
         print(f"FAILED: {problem}", file=sys.stderr)
     if problems:
         return 1
     print(f"{base} answered {args.version} and rejected {rejected} bad requests with 4xx")
-    return score_staging(settings, args, base, holdout) if args.score else 0
-
-
-def score_staging(settings: Settings, args: argparse.Namespace, base: str, holdout: Path) -> int:
-    """Send the holdout through the service and gate what it served; print the report; 0 pass, 1 otherwise."""
-    from .gate import write_outputs
-    from .staging import score_staging
-
+    if not args.score:
+        return 0
     registry = Registry(settings.registry)
     production = registry.current("production")
     folder = registry.folder(production) if production else None
-    found, result = score_staging(
-        base, resolve(settings, args.version), holdout, folder, settings.gate, args.library_upgrade
-    )
-    report = write_outputs(result, Path(args.out))
-    print(report.read_text(), end="")
+    candidate = resolve(settings, args.version)
+    found, result = staging.score_staging(base, candidate, holdout, folder, settings.gate, args.library_upgrade)
+    print(write_outputs(result, Path(args.out)).read_text(), end="")
     if found.differing:
         print(f"FAILED: {found.message()}", file=sys.stderr)
-        return 1
-    return 0 if result.exit_code == 0 else 1
+    return 1 if found.differing or result.exit_code else 0
 
 
 def cmd_pipeline(settings: Settings, args: argparse.Namespace) -> int:
     """Run the local CD pipeline on the configured data (--week: a week of the synthetic example)."""
     from . import pipeline
 
-    week = requested_week(settings, args)
     with pipeline.Console(verbose=args.verbose, log=pipeline.log_path("pipeline")) as console:
-        run = pipeline.Run(
-            settings,
-            week,
-            run_tests=not args.skip_tests,
-            all_tests=args.all_tests,
-            library_upgrade=args.library_upgrade,
-            console=console,
-        )
+        run = pipeline.Run(settings, requested_week(settings, args), console=console)
+        run.run_tests, run.all_tests, run.library_upgrade = not args.skip_tests, args.all_tests, args.library_upgrade
         return pipeline.run_pipeline(run)
