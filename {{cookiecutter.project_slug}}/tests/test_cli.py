@@ -105,7 +105,8 @@ def free_url() -> str:
         return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
-# the command, its exit code (1 failed; for gate and monitor, 1 is a decision and 2 a failure), what its line says
+# the command, its exit code (1 failed; for gate and monitor, 1 is a decision and 2 a failure), what its line says;
+# gate writes its report even when it cannot decide: --out keeps it out of the session's model folder
 FAILURES = {
     "train, missing CSVs": (["train", "--train", "missing.csv", "--holdout", "missing.csv"], 1, "missing.csv"),
     "register, missing folder": (["register", "missing-model"], 1, "missing-model"),
@@ -113,8 +114,8 @@ FAILURES = {
     "promote, unregistered": (["promote", UNREGISTERED], 1, NOT_REGISTERED),
     "diff, unregistered": (["diff", UNREGISTERED, UNREGISTERED], 1, NOT_REGISTERED),
     "gate, unregistered": (["gate", UNREGISTERED, "--out", "report"], 2, f"could not decide: {NOT_REGISTERED}"),
-    "gate, one class": (["gate", "MODEL", "--data", "ONE_CLASS"], 2, "could not decide: need at least 2 positive"),
-    "gate, --week and --data": (["gate", "MODEL", "--week", "0", "--data", "HOLDOUT"], 2, "--week"),
+    "gate, one class": (["gate", "MODEL", "--data", "ONE_CLASS", "--out", "report"], 2, "need at least 2 positive"),
+    "gate, --week and --data": (["gate", "MODEL", "--week", "0", "--data", "HOLDOUT", "--out", "report"], 2, "--week"),
     "monitor, no production": (["monitor", "--data", "HOLDOUT"], 2, "no production model to monitor; run the pipeline"),
     "smoke-test, no answer": (
         ["smoke-test", "URL", "--version", "v1", "--wait", "0.2"],
