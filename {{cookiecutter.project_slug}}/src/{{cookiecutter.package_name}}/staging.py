@@ -121,13 +121,13 @@ def trace(base: str, model: artifact.LoadedModel, X: np.ndarray, found: Skew, se
         served_batch = served_scores(base, model.features, batch)[: len(probes)]
     except StagingError:
         return found
-    errors = logit(served_batch) - logit(model.probability(probes))
+    errors = _logit(served_batch) - _logit(model.probability(probes))
     moved = np.abs(errors[1:] - errors[0]) > 1e-3 * max(1.0, abs(errors[0]))
     suspects = tuple(feature.name for feature, changed in zip(model.features, moved, strict=True) if changed)
     return Skew(found.rows, found.differing, found.largest, suspects)
 
 
-def logit(p: np.ndarray) -> np.ndarray:
+def _logit(p: np.ndarray) -> np.ndarray:
     """Log-odds, clipped away from 0 and 1 (the service rounds to 6 decimals)."""
     return special.logit(np.clip(p, 1e-6, 1 - 1e-6))
 
