@@ -10,7 +10,6 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,6 +25,8 @@ from .config import layers
 from .features import FEATURES, RECORD, TARGET, Feature
 from .registry import Registry
 
+ANSWER = f"{TARGET}_probability"  # the response field
+MAX_BATCH = 1_000  # rows per request
 # an "int" is a JSON number with no fractional part, 1000.0 included, as JSON Schema's "integer" says: validated as
 # a float that is a multiple of 1, so that the service accepts every value its own /openapi.json allows
 TYPES = {"float": float, "int": float, "bool": bool}
@@ -38,43 +39,24 @@ MAX_UNSCORABLE = 5  # rows the model cannot score named in one answer: each cost
 VALUE_BYTES = 48
 
 
-class Refused(Exception):
-    """A request answered with a 4xx: the status, one line, and the fields at fault."""
-
-    def __init__(self, status: int, message: str, details: list[dict], total: int | None = None) -> None:
-        """Keep the status, the message and at most MAX_DETAILS details, counting the rest (of ``total``)."""
-        super().__init__(message)
-        self.status, self.message, self.details = status, message, capped(details, total or len(details))
-
-
-def capped(details: list[dict], total: int) -> list[dict]:
-    """The first MAX_DETAILS details with short field names, and one line counting the rest of ``total``."""
-    kept = [{**detail, "field": detail["field"][:MAX_FIELD_CHARS]} for detail in details[:MAX_DETAILS]]
-    if total > len(kept):
-        kept.append({"field": "body", "message": f"and {total - len(kept)} more problems"})
-    return kept
-
-
 def max_body_bytes(features: tuple[Feature, ...], max_batch: int) -> int:
     """The largest body worth reading: ``max_batch`` rows of ``features``, generously spaced."""
     return max_batch * (16 + sum(len(json.dumps(f.name)) + VALUE_BYTES for f in features))
 
 
-def row_model(features: tuple[Feature, ...]) -> type:
-    """Build the pydantic row model from the feature list: strict types, declared ranges, no extras."""
-    fields: dict[str, Any] = {f.name: (TYPES[f.kind], field(f)) for f in features}
-    # NaN and infinity are refused for the whole model: set here rather than per field, pydantic-core checks
-    # it natively instead of calling a Python validator on every number (40% faster on a 100-row batch)
-    config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-    return create_model(SCHEMA, __config__=config, **fields)
+MAX_BODY_BYTES = max_body_bytes(FEATURES, MAX_BATCH)  # larger bodies get 413 (a model of other features: its own)
 
 
-def field(feature: Feature) -> Any:
-    """The pydantic field of one feature: its range, and for an "int" a whole number, shown as an integer."""
-    if feature.kind == "int":
-        whole = {"multiple_of": 1, "json_schema_extra": {"type": "integer"}}
-        return Field(ge=feature.minimum, le=feature.maximum, description=feature.description, **whole)
-    return Field(ge=feature.minimum, le=feature.maximum, description=feature.description)
+class Refused(Exception):
+    """A request answered with an error: the status, one line, and the fields at fault."""
+
+    def __init__(self, status: int, message: str, details: list[dict], total: int = 0) -> None:
+        """Keep the first MAX_DETAILS details, with short field names, and count the rest (of ``total``)."""
+        super().__init__(message)
+        self.status, self.message = status, message
+        self.details = [{**detail, "field": detail["field"][:MAX_FIELD_CHARS]} for detail in details[:MAX_DETAILS]]
+        if (rest := max(total, len(details)) - len(self.details)) > 0:
+            self.details.append({"field": "body", "message": f"and {rest} more problems"})
 
 
 class Validator:
@@ -82,7 +64,14 @@ class Validator:
 
     def __init__(self, features: tuple[Feature, ...], max_batch: int) -> None:
         """Build the validators for one row and for a list of 1 to ``max_batch`` rows."""
-        row = row_model(features)
+        fields: dict[str, Any] = {}
+        for f in features:  # strict types, the declared ranges; an "int" a whole float, shown as an integer
+            whole = {"multiple_of": 1, "json_schema_extra": {"type": "integer"}} if f.kind == "int" else {}
+            fields[f.name] = (TYPES[f.kind], Field(ge=f.minimum, le=f.maximum, description=f.description, **whole))
+        # no extra fields; NaN and infinity are refused for the whole model: pydantic-core checks it natively
+        # instead of calling a Python validator on every number (40% faster on a 100-row batch)
+        config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+        row = create_model(SCHEMA, __config__=config, **fields)
         self.one = TypeAdapter(row)
         self.many = TypeAdapter(Annotated[list[row], Field(min_length=1, max_length=max_batch)])
         self.features, self.max_batch = features, max_batch
@@ -108,7 +97,12 @@ class Validator:
                 raise self.too_large(batch) from None  # the same words as the count above, whatever the features
             if batch and invalid.error_count() > MAX_DETAILS:
                 raise self.first_problems(body, invalid.error_count()) from None
-            raise refusal(invalid) from None
+            problems = invalid.errors(include_url=False, include_input=False, include_context=False)
+            if any(problem["type"] == "json_invalid" for problem in problems):
+                raise Refused(
+                    400, "the body is not valid JSON", [{"field": "body", "message": problems[0]["msg"]}]
+                ) from None
+            raise Refused(422, f"invalid {RECORD}", details_of(invalid)) from None
         return (rows if batch else [rows]), batch
 
     def too_large(self, batch: bool) -> Refused:
@@ -127,133 +121,101 @@ class Validator:
                 details += details_of(invalid, index)
             if len(details) >= MAX_DETAILS:
                 break
-        return Refused(422, f"invalid {RECORD}", details[:MAX_DETAILS], total)
+        return Refused(422, f"invalid {RECORD}", details, total)
 
-    def unscorable(self, score, X: np.ndarray, batch: bool) -> Refused:
-        """A 422 naming the rows ``score`` fails on and, in each, the values beyond any declared bound that fail it."""
-        details, rows = [], failing_rows(score, X, MAX_UNSCORABLE)
-        for index in rows:
-            prefix, values = (f"{index}." if batch else ""), X[index].tolist()
-            unbounded = [column for column, f in enumerate(self.features) if beyond_bounds(f, values[column])]
-            # the culprits: the values whose replacement by 0 lets the model score the row
-            trials = np.repeat(X[index : index + 1], len(unbounded), axis=0)
-            trials[np.arange(len(unbounded)), unbounded] = 0.0
-            still = set(failing_rows(score, trials, len(unbounded)))
-            culprits = [column for trial, column in enumerate(unbounded) if trial not in still] or unbounded
-            for column in sorted(culprits, key=lambda column: -abs(values[column])):
-                message = f"the model cannot score {values[column]!r}: send a value in the range it was trained on"
-                details.append({"field": prefix + self.features[column].name, "message": message})
-            if not unbounded:
-                details.append({"field": prefix.rstrip(".") or "body", "message": "the model cannot score this row"})
-        if len(rows) == MAX_UNSCORABLE and rows[-1] < len(X) - 1:
-            details.append({"field": "body", "message": f"the rows after {rows[-1]} were not all checked"})
-        details = details or [{"field": "body", "message": "the model cannot score these rows"}]
-        return Refused(422, f"the model cannot score this {RECORD}", details)
+
+def details_of(invalid: ValidationError, *row: int) -> list[dict]:
+    """One detail per pydantic error, its field a dotted path ("3.amount"), prefixed by ``row`` when given."""
+    problems = invalid.errors(include_url=False, include_input=False, include_context=False)
+    return [{"field": ".".join(map(str, (*row, *p["loc"]))) or "body", "message": p["msg"]} for p in problems]
+
+
+def failing_rows(score, X: np.ndarray, limit: int, start: int = 0) -> list[int]:
+    """Up to ``limit`` rows of ``X`` that ``score`` raises on or scores as NaN or infinity, found by bisection."""
+    if limit <= 0 or len(X) == 0:
+        return []
+    try:
+        with np.errstate(all="ignore"):
+            return [start + int(i) for i in np.flatnonzero(~np.isfinite(score(X)))[:limit]]
+    except (ValueError, ArithmeticError):
+        if len(X) == 1:
+            return [start]
+    middle = len(X) // 2
+    found = failing_rows(score, X[:middle], limit, start)
+    return found + failing_rows(score, X[middle:], limit - len(found), start + middle)
 
 
 def beyond_bounds(feature: Feature, value: float) -> bool:
     """Whether a number lies on a side of zero where its feature declares no bound (so it may be extreme)."""
-    if feature.kind == "bool":
-        return False
-    return (value > 0 and feature.maximum is None) or (value < 0 and feature.minimum is None)
+    bound = feature.maximum if value > 0 else feature.minimum if value < 0 else 0
+    return feature.kind != "bool" and bound is None
 
 
-def refusal(invalid: ValidationError) -> Refused:
-    """Turn pydantic errors into a 400 (not JSON) or 422 (JSON of the wrong shape) naming each field."""
-    problems = invalid.errors(include_url=False, include_input=False, include_context=False)
-    if any(problem["type"] == "json_invalid" for problem in problems):
-        return Refused(400, "the body is not valid JSON", [{"field": "body", "message": problems[0]["msg"]}])
-    return Refused(422, f"invalid {RECORD}", details_of(invalid))
+def unscorable(score, X: np.ndarray, features: tuple[Feature, ...], batch: bool) -> Refused:
+    """A 422 naming the rows ``score`` fails on and, in each, the values beyond any declared bound that fail it."""
+    details, rows = [], failing_rows(score, X, MAX_UNSCORABLE)
+    for index in rows:
+        prefix, values = (f"{index}." if batch else ""), X[index].tolist()
+        unbounded = [column for column, f in enumerate(features) if beyond_bounds(f, values[column])]
+        # the culprits: the values whose replacement by 0 lets the model score the row
+        trials = np.repeat(X[index : index + 1], len(unbounded), axis=0)
+        trials[np.arange(len(unbounded)), unbounded] = 0.0
+        still = failing_rows(score, trials, len(unbounded))
+        culprits = [column for trial, column in enumerate(unbounded) if trial not in still] or unbounded
+        for column in sorted(culprits, key=lambda column: -abs(values[column])):
+            message = f"the model cannot score {values[column]!r}: send a value in the range it was trained on"
+            details.append({"field": prefix + features[column].name, "message": message})
+        if not unbounded:
+            details.append({"field": prefix.rstrip(".") or "body", "message": "the model cannot score this row"})
+    if len(rows) == MAX_UNSCORABLE and rows[-1] < len(X) - 1:
+        details.append({"field": "body", "message": f"the rows after {rows[-1]} were not all checked"})
+    details = details or [{"field": "body", "message": "the model cannot score these rows"}]
+    return Refused(422, f"the model cannot score this {RECORD}", details)
 
 
-def details_of(invalid: ValidationError, row: int | None = None) -> list[dict]:
-    """One detail per pydantic error, its field a dotted path ("3.amount"), prefixed by ``row`` when given."""
-    details = []
-    for problem in invalid.errors(include_url=False, include_input=False, include_context=False):
-        path = [str(part) for part in ([] if row is None else [row]) + list(problem["loc"])]
-        details.append({"field": ".".join(path) or "body", "message": problem["msg"]})
-    return details
-
-
-def failing_rows(score, X: np.ndarray, limit: int = MAX_DETAILS) -> list[int]:
-    """Up to ``limit`` rows of ``X`` that ``score`` raises on or scores as NaN or infinity, found by bisection."""
-    found: list[int] = []
-
-    def visit(start: int, stop: int) -> None:
-        if len(found) >= limit or start >= stop:
-            return
-        try:
-            with np.errstate(all="ignore"):
-                finite = np.isfinite(score(X[start:stop]))
-        except (ValueError, ArithmeticError):
-            finite = None
-        if finite is not None:
-            found.extend(start + int(i) for i in np.flatnonzero(~finite)[: limit - len(found)])
-        elif stop - start == 1:
-            found.append(start)
-        else:
-            middle = (start + stop) // 2
-            visit(start, middle)
-            visit(middle, stop)
-
-    visit(0, len(X))
-    return found
-
-
-def openapi_document(row: dict, max_batch: int, answer: str, title: str, gets: dict[str, str]) -> dict:
-    """An OpenAPI 3.1 document for the service's endpoints, with ``row`` as the request schema.
-
-    ``gets`` maps each GET path to its view's docstring, used where _GETS has no shorter description.
-    """
+def openapi_document(app: Flask, row: dict) -> dict:
+    """The OpenAPI 3.1 document of the service's routes, ``row`` the request schema."""
     ref = {"$ref": f"#/components/schemas/{SCHEMA}"}
-    body = {"oneOf": [ref, {"type": "array", "items": ref, "minItems": 1, "maxItems": max_batch}]}
-    errors = {str(code): {"description": text} for code, text in _ERRORS.items()}
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": title, "version": "1"},
-        "paths": {
-            "/predict": {
-                "post": {
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-                    "responses": {"200": {"description": f"{answer} per row and the model version"}, **errors},
-                }
-            },
-            **{
-                path: {"get": {"responses": {"200": {"description": _GETS.get(path, doc.strip().rstrip("."))}}}}
-                for path, doc in sorted(gets.items())
-            },
-        },
-        "components": {"schemas": {SCHEMA: row}},
+    body = {"oneOf": [ref, {"type": "array", "items": ref, "minItems": 1, "maxItems": app.config["MAX_BATCH"]}]}
+    answers = {
+        "200": f"{ANSWER} per row and the model version",
+        "400": "body is not JSON",
+        "413": "body too large",
+        "415": "not application/json",
+        "422": "invalid rows, or rows the model cannot score",
+        "503": "no model",
     }
+    predict = {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
+    paths = {
+        "/predict": {"post": {**predict, "responses": {code: {"description": text} for code, text in answers.items()}}}
+    }
+    gets = {"/health": "alive", "/ready": "a verified model is loaded", "/version": "model lineage"}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
+        if "GET" in rule.methods and rule.endpoint not in ("openapi", "static"):  # a layer may add its own routes
+            text = gets.get(rule.rule) or (app.view_functions[rule.endpoint].__doc__ or "").strip().rstrip(".")
+            paths[rule.rule] = {"get": {"responses": {"200": {"description": text}}}}
+    info = {"title": "{{ cookiecutter.project_slug }}", "version": "1"}
+    return {"openapi": "3.1.0", "info": info, "paths": paths, "components": {"schemas": {SCHEMA: row}}}
 
 
-_ERRORS = {
-    400: "body is not JSON",
-    413: "body too large",
-    415: "not application/json",
-    422: "invalid rows, or rows the model cannot score",
-    503: "no model",
-}
-_GETS = {
-    "/health": "alive",
-    "/ready": "a verified model is loaded",
-    "/version": "model lineage",
-}
-
-
-ANSWER = f"{TARGET}_probability"  # the response field
-MAX_BATCH = 1_000  # rows per request
-MAX_BODY_BYTES = max_body_bytes(FEATURES, MAX_BATCH)  # larger bodies get 413 (a model of other features: its own)
-
-
-@dataclass(frozen=True)
 class Serving:
     """A loaded model with the validator and /version document derived from it."""
 
-    model: artifact.LoadedModel
-    validator: Validator
-    names: list[str]
-    info: dict
+    def __init__(self, folder: Path, max_batch: int) -> None:
+        """Load and verify a model folder and build everything needed to serve it."""
+        self.model = model = artifact.load(folder)
+        self.names = [f.name for f in model.features]
+        self.validator = Validator(model.features, max_batch)
+        holdout, meta = artifact.read_json(folder / artifact.METRICS_FILE).get("holdout", {}), model.metadata
+        self.info = {
+            "model_version": model.version,
+            "git_commit": meta.get("git_commit"),
+            "git_dirty": meta.get("git_dirty"),
+            "train_data_sha256": meta["train_data"]["sha256"],
+            "holdout_auc": holdout.get("auc"),
+            "versions": {key: meta[key] for key in ("python_version", "sklearn_version", "skops_version")},
+            "features": self.names,
+        }
 
     def matrix(self, rows: list) -> np.ndarray:
         """The validated rows as a float matrix, one column per feature in the model's order."""
@@ -261,11 +223,7 @@ class Serving:
         return np.fromiter(values, dtype=float, count=len(rows) * len(self.names)).reshape(len(rows), -1)
 
     def score(self, rows: list, batch: bool) -> np.ndarray:
-        """The probability of each validated row: the one place a batch is scored.
-
-        A row the model raises on or scores as NaN or infinity (an extreme value of a feature with no declared
-        bound) raises Refused, naming the rows and their extreme fields.
-        """
+        """The probability of each validated row (the one place a batch is scored), or Refused: see unscorable."""
         X = self.matrix(rows)
         try:
             with np.errstate(all="ignore"):
@@ -274,24 +232,7 @@ class Serving:
                 return probabilities
         except (ValueError, ArithmeticError):
             pass  # which rows: found below, by bisection
-        raise self.validator.unscorable(self.model.probability, X, batch)
-
-
-def prepare(folder: Path, max_batch: int) -> Serving:
-    """Load and verify a model folder and build everything needed to serve it."""
-    model = artifact.load(folder)
-    metrics = artifact.read_json(folder / artifact.METRICS_FILE)
-    meta = model.metadata
-    info = {
-        "model_version": model.version,
-        "git_commit": meta.get("git_commit"),
-        "git_dirty": meta.get("git_dirty"),
-        "train_data_sha256": meta["train_data"]["sha256"],
-        "holdout_auc": metrics.get("holdout", {}).get("auc"),
-        "versions": {key: meta[key] for key in ("python_version", "sklearn_version", "skops_version")},
-        "features": [f.name for f in model.features],
-    }
-    return Serving(model, Validator(model.features, max_batch), info["features"], info)
+        raise unscorable(self.model.probability, X, self.validator.features, batch)
 
 
 class ModelSlot:
@@ -329,7 +270,7 @@ class ModelSlot:
             return
         self._pointer = pointer
         try:
-            self.serving = prepare(self.registry.folder(pointer), self.max_batch)
+            self.serving = Serving(self.registry.folder(pointer), self.max_batch)
             self.log.info("serving %s model %s", self.stage, pointer)
         except Exception as error:  # whatever a tampered folder raises, it is refused and never served
             unexpected = not isinstance(error, artifact.ArtifactError)  # a traceback in the log for those only
@@ -364,17 +305,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     app.config.update(test_config or {})
     app.logger.setLevel(logging.INFO)  # every model swap and refusal shows in the server's log
+    config = app.config
     slot = ModelSlot(
-        Registry(Path(app.config["REGISTRY"])),
-        app.config["STAGE"],
-        app.config["RELOAD_INTERVAL"],
-        app.config["MAX_BATCH"],
-        app.logger,
+        Registry(Path(config["REGISTRY"])), config["STAGE"], config["RELOAD_INTERVAL"], config["MAX_BATCH"], app.logger
     )
     app.extensions["model_slot"] = slot
     # a layer on the hello world (the production loop) adds X-Request-ID, the prediction log, a shadow, /metrics
     recorders = [layer.install(app, slot) for layer in layers()]
     slot.get()
+
+    def served() -> Serving:
+        """The model being served, or a 503 naming the stage that has none."""
+        if (serving := slot.get()) is None:
+            raise Refused(503, "no verified model is loaded", [{"field": "stage", "message": slot.stage}])
+        return serving
 
     @app.get("/health")
     def health():
@@ -384,37 +328,25 @@ def create_app(test_config: dict | None = None) -> Flask:
     @app.get("/ready")
     def ready():
         """200 only when a verified model is loaded."""
-        serving = slot.get()
-        if serving is None:
-            return error(503, "no verified model is loaded", [{"field": "stage", "message": slot.stage}])
-        return {"status": "ready", "model_version": serving.model.version}
+        return {"status": "ready", "model_version": served().model.version}
 
     @app.get("/version")
     def version():
         """Lineage of the model being served."""
-        serving = slot.get()
-        if serving is None:
-            return error(503, "no verified model is loaded", [])
-        return {**serving.info, "service_version": package_version("{{ cookiecutter.project_slug }}")}
+        return {**served().info, "service_version": package_version("{{ cookiecutter.project_slug }}")}
 
     @app.post("/predict")
     def predict():
         """Score one row object or a list of them."""
-        serving = slot.get()
-        if serving is None:
-            return error(503, "no verified model is loaded", [])
+        serving = served()
         if request.mimetype != "application/json":
-            return error(415, "the body must be JSON", [{"field": "Content-Type", "message": "use application/json"}])
-        try:
-            rows, batch = serving.validator.rows(read_body(app.config["MAX_BODY_BYTES"] or serving.validator.max_body))
-            probabilities = serving.score(rows, batch).round(6).tolist()
-        except Refused as refused:
-            return error(refused.status, refused.message, refused.details)
+            raise Refused(415, "the body must be JSON", [{"field": "Content-Type", "message": "use application/json"}])
+        rows, batch = serving.validator.rows(read_body(config["MAX_BODY_BYTES"] or serving.validator.max_body))
+        probabilities = serving.score(rows, batch).round(6).tolist()
         for recorder in recorders:
             recorder.record(serving.model, serving.names, rows, probabilities)
         response = jsonify(
-            model_version=serving.model.version,
-            **{ANSWER: probabilities if batch else probabilities[0]},
+            model_version=serving.model.version, **{ANSWER: probabilities if batch else probabilities[0]}
         )
         response.headers["X-Model-Version"] = serving.model.version
         return response
@@ -423,22 +355,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     def openapi():
         """The OpenAPI document of this service, generated from the feature list."""
         serving = slot.get()
-        schema = serving.validator.one.json_schema() if serving else {"type": "object"}
-        gets = {
-            rule.rule: app.view_functions[rule.endpoint].__doc__ or ""
-            for rule in app.url_map.iter_rules()
-            if "GET" in rule.methods and rule.endpoint not in ("openapi", "static")
-        }  # the routes this app has: a layer may add its own
-        return openapi_document(schema, app.config["MAX_BATCH"], ANSWER, "{{ cookiecutter.project_slug }}", gets)
+        return openapi_document(app, serving.validator.one.json_schema() if serving else {"type": "object"})
+
+    @app.errorhandler(Refused)
+    def refused(refusal: Refused):
+        """The one error shape: {"error": ..., "details": [{"field": ..., "message": ...}]}."""
+        return jsonify(error=refusal.message, details=refusal.details), refusal.status
 
     @app.errorhandler(HTTPException)
     def http_error(exception: HTTPException):
         """Every HTTP error is a JSON body, never an HTML page (a 405 keeps its Allow header)."""
-        response, status = error(
-            exception.code or 500, exception.name.lower(), [{"field": "request", "message": exception.description}]
-        )
-        allowed = getattr(exception, "valid_methods", None)
-        if allowed:
+        detail = {"field": "request", "message": exception.description}
+        response, status = refused(Refused(exception.code or 500, exception.name.lower(), [detail]))
+        if allowed := getattr(exception, "valid_methods", None):
             response.headers["Allow"] = ", ".join(allowed)
         return response, status
 
@@ -447,17 +376,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def read_body(limit: int) -> bytes:
     """The request body; 413 past ``limit`` bytes, for a chunked body (no Content-Length) too."""
-    if (request.content_length or 0) > limit:
-        raise Refused(413, "the body is too large", [{"field": "body", "message": f"at most {limit:,} bytes"}])
-    try:
-        body = request.stream.read(limit + 1)
-    except Exception as failure:  # the server's own error for a malformed chunked body, or the client went away
-        raise Refused(400, "the body could not be read", [{"field": "body", "message": str(failure)}]) from None
-    if len(body) > limit:
-        raise Refused(413, "the body is too large", [{"field": "body", "message": f"at most {limit:,} bytes"}])
-    return body
-
-
-def error(status: int, message: str, details: list[dict]) -> tuple[Response, int]:
-    """The one error shape: {"error": ..., "details": [{"field": ..., "message": ...}]}."""
-    return jsonify(error=message, details=details), status
+    if (request.content_length or 0) <= limit:
+        try:
+            body = request.stream.read(limit + 1)
+        except Exception as failure:  # the server's own error for a malformed chunked body, or the client went away
+            raise Refused(400, "the body could not be read", [{"field": "body", "message": str(failure)}]) from None
+        if len(body) <= limit:
+            return body
+    raise Refused(413, "the body is too large", [{"field": "body", "message": f"at most {limit:,} bytes"}])
