@@ -186,11 +186,10 @@ def openapi_document(app: Flask, row: dict) -> dict:
         "503": "no model",
     }
     predict = {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
-    paths = {
-        "/predict": {"post": {**predict, "responses": {code: {"description": text} for code, text in answers.items()}}}
-    }
+    responses = {code: {"description": text} for code, text in answers.items()}
+    paths = {"/predict": {"post": {**predict, "responses": responses}}}
     gets = {"/health": "alive", "/ready": "a verified model is loaded", "/version": "model lineage"}
-    for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
+    for rule in app.url_map.iter_rules():
         if "GET" in rule.methods and rule.endpoint not in ("openapi", "static"):  # a layer may add its own routes
             text = gets.get(rule.rule) or (app.view_functions[rule.endpoint].__doc__ or "").strip().rstrip(".")
             paths[rule.rule] = {"get": {"responses": {"200": {"description": text}}}}
