@@ -242,7 +242,8 @@ def serve():
 
 @pytest.fixture
 def project(tmp_path, monkeypatch, configured, data_table):
-    """An empty project folder as the working directory: the configured data source kept small, a fixed gate."""
+    """A project folder as the working directory: the configured data source kept small, a fixed gate, gunicorn's conf."""
+    shutil.copy(Path(__file__).parents[1] / "gunicorn.conf.py", tmp_path)
     (tmp_path / "pyproject.toml").write_text(
         f"[tool.{TABLE}]\ntrain_rows = {configured.train_rows}\nholdout_rows = {configured.holdout_rows}\n"
         f"[tool.{TABLE}.gate]\nmin_auc = 0.8\nmax_auc_drop = 0.01\n{data_table}"

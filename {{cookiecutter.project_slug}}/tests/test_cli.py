@@ -258,10 +258,11 @@ def test_pipeline_flags_reach_the_run(project, monkeypatch, capsys, flags, expec
 
 
 def test_serve_runs_gunicorn_with_gunicorn_conf_py_on_the_chosen_stage(project, exec_calls, capsys):
+    (project / "gunicorn.conf.py").rename(project / "elsewhere.py")
     missing = "no gunicorn.conf.py here: run serve in the project's folder, beside pyproject.toml"
     assert run(capsys, "serve") == (1, "", f"{PROG}: error: {missing}\n")
     assert exec_calls == []
-    (project / "gunicorn.conf.py").write_text("")
+    (project / "elsewhere.py").rename(project / "gunicorn.conf.py")
     assert main(["serve", "--stage", "staging", "--port", "8081"]) == 0
     ((command, environment),) = exec_calls
     assert command[command.index("--config") + 1] == str((project / "gunicorn.conf.py").resolve())

@@ -64,7 +64,7 @@ class Registry:
     def folder(self, version: str) -> Path:
         """The folder of a registered version: a plain name of a real folder in ``models/``, never a path or link."""
         if version not in self.versions():
-            raise RegistryError(f"no version {version!r} in {self.root}; see the `models` command")
+            raise RegistryError(f"no version {version!r} in {self.root}; see the `history` command")
         return self.models / version
 
     def current(self, stage: str) -> str | None:
