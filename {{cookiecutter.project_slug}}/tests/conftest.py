@@ -242,7 +242,7 @@ def serve():
 
 @pytest.fixture
 def project(tmp_path, monkeypatch, configured, data_table):
-    """A project folder as the working directory: the configured data source kept small, a fixed gate, gunicorn's conf."""
+    """A project folder as the working directory: gunicorn.conf.py, the data source kept small, a fixed gate."""
     shutil.copy(Path(__file__).parents[1] / "gunicorn.conf.py", tmp_path)
     (tmp_path / "pyproject.toml").write_text(
         f"[tool.{TABLE}]\ntrain_rows = {configured.train_rows}\nholdout_rows = {configured.holdout_rows}\n"

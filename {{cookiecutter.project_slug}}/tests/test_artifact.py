@@ -1,5 +1,6 @@
 """Model folders are verified before use: tampering, links, another scikit-learn or untrusted types are refused."""
 
+import functools
 import json
 import math
 import os
@@ -10,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+import scipy.sparse
 import sklearn
 import skops.io
 from sklearn.ensemble import (
@@ -22,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from {{ cookiecutter.package_name }} import artifact
+from {{ cookiecutter.package_name }} import artifact, train
 from {{ cookiecutter.package_name }}.artifact import ArtifactError, LibraryMismatch
 from {{ cookiecutter.package_name }}.data import read_csv
 from {{ cookiecutter.package_name }}.features import FEATURES
@@ -105,29 +107,40 @@ def test_two_threads_loading_at_once_take_turns(model_dir, monkeypatch):
     assert most[0] == 1
 
 
-def test_every_class_of_the_fitted_build_model_is_in_the_allow_list(model_dir):
-    # fails when build_model() in train.py changes: add the classes it names to TRUSTED_TYPES in artifact.py
+@pytest.fixture
+def estimator_swap(monkeypatch):
+    """Make build_model() return another estimator, as a user who changes train.py does (the allow-list follows)."""
+
+    def swap(make) -> None:
+        monkeypatch.setattr(train, "build_model", lambda seed=0: make())
+        artifact.trusted_nodes.cache_clear()
+
+    yield swap
+    artifact.trusted_nodes.cache_clear()
+
+
+def test_a_model_fitted_on_the_whole_data_holds_nothing_that_a_fit_on_a_few_rows_does_not(model_dir):
+    # the allow-list is what build_model() holds when fitted on a few rows: the real model must hold no more
     untrusted = artifact.untrusted(model_dir / artifact.MODEL_FILE)
-    assert not untrusted, f"add these to TRUSTED_TYPES in artifact.py: {untrusted}"
+    assert not untrusted, f"list these in TRUSTED_TYPES in artifact.py: {untrusted}"
 
 
-def test_scikit_learn_tree_ensembles_load_with_no_edit_to_the_allow_list(tmp_path):
-    rng = np.random.default_rng(0)
-    X, y = rng.random((60, 3)), [0, 1] * 30
-    untrusted, held = {}, set()
-    for estimator in (
-        HistGradientBoostingClassifier(max_iter=5),
-        GradientBoostingClassifier(n_estimators=5),
-        RandomForestClassifier(n_estimators=5),
-        ExtraTreesClassifier(n_estimators=5),
-    ):
-        model_file = tmp_path / f"{type(estimator).__name__}.skops"
-        skops.io.dump(estimator.fit(X, y), model_file)
-        untrusted[type(estimator).__name__] = artifact.untrusted(model_file)
-        held |= artifact.types_in(model_file)
-    assert untrusted == dict.fromkeys(untrusted, [])
-    # the names follow scikit-learn's private modules: one a release moves (or stops using) is named here
-    assert set(artifact.TREE_ENSEMBLES) - held == set()
+ENSEMBLES = {
+    "hist-gradient-boosting": lambda: HistGradientBoostingClassifier(max_iter=5),
+    "gradient-boosting": lambda: GradientBoostingClassifier(n_estimators=5),
+    "random-forest": lambda: RandomForestClassifier(n_estimators=5),
+    "extra-trees": lambda: ExtraTreesClassifier(n_estimators=5),
+}
+
+
+@pytest.mark.parametrize("make", ENSEMBLES.values(), ids=ENSEMBLES)
+def test_a_tree_ensemble_loads_once_build_model_builds_it_and_not_before(tmp_path, estimator_swap, make):
+    model_file = tmp_path / "model.skops"
+    skops.io.dump(fitted(make()), model_file)
+    if type(make()).__name__ not in repr(train.build_model()):  # a project on logistic regression trusts no tree
+        assert re.search(r"sklearn\.\S+ \((ObjectNode|TreeNode)\)", ", ".join(artifact.untrusted(model_file)))
+    estimator_swap(make)
+    assert artifact.untrusted(model_file) == []
 
 
 def test_the_reviewed_code_execution_exploit_is_refused_before_it_runs_anything(folder, tmp_path, week0):
@@ -143,6 +156,76 @@ def test_the_reviewed_code_execution_exploit_is_refused_before_it_runs_anything(
     with pytest.raises(ArtifactError, match=r"does not trust: .*FunctionTransformer.*check_output.*_message_with_time"):
         artifact.load(folder)
     assert not canary.exists()
+
+
+def decoy(folder, attribute, value, loader, name):
+    """Give the model an attribute that ``loader`` builds, named ``name`` in the schema: a name that loader ignores."""
+    model_file = folder / artifact.MODEL_FILE
+    estimator = skops.io.load(model_file, trusted=skops.io.get_untrusted_types(file=model_file))
+    setattr(estimator, attribute, value)
+    replace_model(folder, estimator)
+    module, _, cls = name.rpartition(".")
+
+    def rename(schema: bytes) -> bytes:
+        def visit(node):
+            if isinstance(node, dict):
+                if node.get("__loader__") == loader:
+                    node.update({"__module__": module, "__class__": cls})
+                for value in node.values():
+                    visit(value)
+            elif isinstance(node, list):
+                for value in node:
+                    visit(value)
+
+        tree = json.loads(schema)
+        visit(tree)
+        return json.dumps(tree).encode()
+
+    edit_schema(folder, rename)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "loader", "name"),
+    [
+        ("predict_proba", functools.partial(np.add, 1.0), "PartialNode", "builtins.dict"),
+        ("coef_", np.ma.masked_array([1.0, 2.0], mask=[0, 1]), "MaskedArrayNode", "numpy.ndarray"),
+        ("coef_", scipy.sparse.csr_matrix(np.eye(2)), "SparseMatrixNode", "numpy.ndarray"),
+        ("note", bytearray(b"x"), "BytearrayNode", "builtins.bytes"),
+    ],
+    ids=["partial-named-dict", "masked-array-named-ndarray", "sparse-matrix-named-ndarray", "bytearray-named-bytes"],
+)
+def test_a_loader_that_builds_its_own_type_whatever_the_name_says_is_refused(folder, attribute, value, loader, name):
+    # each of these skops loaders builds a fixed type: a decoy name passed an allow-list of names, never this one
+    decoy(folder, attribute, value, loader, name)
+    with pytest.raises(ArtifactError, match=rf"does not trust: .*{re.escape(name)} \({loader}\)"):
+        artifact.load(folder)
+
+
+def forged(make, point):
+    """A fitted tree ensemble one of whose nodes ``point`` sends outside the tree ("child") or the row ("feature")."""
+    X = np.random.default_rng(0).random((200, len(FEATURES)))
+    model = make().fit(X, (X[:, 0] > 0.5).astype(int))
+    if isinstance(model, HistGradientBoostingClassifier):
+        nodes = model._predictors[0][0].nodes
+        root = int(np.flatnonzero(~nodes["is_leaf"].astype(bool))[0])
+        nodes["left" if point == "child" else "feature_idx"][root] = 10**6
+        return model
+    tree = model.estimators_[0].tree_
+    state = tree.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes["left_child" if point == "child" else "feature"][0] = 10**6
+    tree.__setstate__({**state, "nodes": nodes})
+    return model
+
+
+@pytest.mark.parametrize("point", ["child", "feature"])
+@pytest.mark.parametrize("name", ["hist-gradient-boosting", "random-forest"])
+def test_a_tree_whose_nodes_point_outside_it_is_refused_before_it_scores(folder, estimator_swap, name, point):
+    # scikit-learn follows a tree's node indices without bounds checks: scoring such a file crashes the process
+    estimator_swap(ENSEMBLES[name])
+    replace_model(folder, forged(ENSEMBLES[name], point))
+    with pytest.raises(ArtifactError, match="holds a tree whose nodes point outside the tree or the row"):
+        artifact.load(folder)
 
 
 @pytest.mark.parametrize(

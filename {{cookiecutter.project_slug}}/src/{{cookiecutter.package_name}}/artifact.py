@@ -5,6 +5,8 @@ A model file may hold only the classes of an allow-list, checked against the fil
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import math
 import platform
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
 from .data import sha256_of
-from .features import Feature, Kind
+from .features import FEATURES, Feature, Kind
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,39 +43,18 @@ LOADING = threading.Lock()
 
 
 # ----------------------------------------------------------------------------
-# EDIT HERE: the classes a model file may hold, as "module.Class". Loading refuses
-# every other class, and every function or method (a FunctionTransformer's func,
-# say) unless it is listed here too: listing one lets a model file call it. These
-# are the classes of build_model() in train.py; change one, run the tests, and
-# tests/test_artifact.py names each class to add.
+# EDIT HERE, rarely: a model file may hold exactly what build_model() in train.py
+# holds once fitted (its classes, functions and plain data, each built by the
+# same skops loader), found by fitting it on a few rows: change the estimator and
+# the allow-list follows. List a "module.name" here only for what such a fit does
+# not show; tests/test_artifact.py names it. Listing a function lets a model
+# file call it.
 # ----------------------------------------------------------------------------
-TRUSTED_TYPES: tuple[str, ...] = (
-    "sklearn.pipeline.Pipeline",
-    "sklearn.preprocessing._data.StandardScaler",
-    "sklearn.linear_model._logistic.LogisticRegression",
-)
+TRUSTED_TYPES: tuple[str, ...] = ()
 
-# Trusted too, so that swapping in a tree ensemble needs no edit above: the classes (no function or method) that a
-# fitted HistGradientBoostingClassifier, GradientBoostingClassifier, RandomForestClassifier or ExtraTreesClassifier
-# holds, in scikit-learn's private modules: the lock pins its version, tests/test_artifact.py names one that moves.
-TREE_ENSEMBLES: tuple[str, ...] = (
-    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
-    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.ensemble._gb.GradientBoostingClassifier",
-    "sklearn.ensemble._forest.RandomForestClassifier",
-    "sklearn.ensemble._forest.ExtraTreesClassifier",
-    "sklearn.tree._classes.ExtraTreeClassifier",
-    "sklearn.tree._classes.DecisionTreeClassifier",
-    "sklearn.tree._classes.DecisionTreeRegressor",
-    "sklearn.tree._tree.Tree",
-    "sklearn.dummy.DummyClassifier",
-    "sklearn.preprocessing._label.LabelEncoder",
-    "sklearn._loss.loss.HalfBinomialLoss",
-    "sklearn._loss._loss.CyHalfBinomialLoss",
-    "sklearn._loss.link.LogitLink",
-    "sklearn._loss.link.Interval",
-)
+# the skops loaders that build the class or function their node names (others build a fixed type whatever the node
+# says: a partial, a masked array, a sparse matrix): a name of TRUSTED_TYPES loads through these only
+NAMED_LOADERS = ("ObjectNode", "TypeNode", "FunctionNode")
 
 
 class ArtifactError(Exception):
@@ -98,44 +79,89 @@ class LoadedModel:
         return self.estimator.predict_proba(X)[:, 1]
 
 
-def trusted_types() -> frozenset[str]:
-    """Every type, function and method a model file may name: plain data, TRUSTED_TYPES and TREE_ENSEMBLES."""
-    import numpy as np  # here, not at the top: commands that only read the registry start without numpy
+@functools.cache
+def trusted_nodes() -> tuple[frozenset[tuple[str, str]], object]:
+    """What build_model() holds once fitted, as (skops loader, name) pairs, and the skops protocol that wrote them."""
+    import numpy as np
+    import skops.io
 
-    return frozenset(
-        {f"builtins.{name}" for name in ("bool", "bytes", "dict", "float", "int", "list", "slice", "str", "tuple")}
-        | {f"numpy.{kind.__name__}" for kind in np.sctypeDict.values()}  # numpy's scalar types
-        | {"numpy.ndarray", "numpy.dtype", "numpy.random.mtrand.RandomState", "numpy.random._generator.Generator"}
-        | {*TRUSTED_TYPES, *TREE_ENSEMBLES}
-    )
+    from .train import build_model  # here: train.py imports this module to save what it fits
+
+    rows = np.random.default_rng(0).random((40, len(FEATURES)))
+    try:
+        fitted = build_model().fit(rows, np.arange(len(rows)) % 2)
+    except Exception as error:  # whatever the estimator raises on a few random rows
+        raise ArtifactError(f"build_model() fails on a few rows, so no model file can be trusted: {error}") from None
+    return schema_nodes(skops.io.dumps(fitted))
 
 
-def types_in(model_file: Path) -> set[str]:
-    """Every type, function and method a skops file names, read from its schema without loading anything."""
-    names = set()
+def schema_nodes(model: bytes | Path) -> tuple[frozenset[tuple[str, str]], object]:
+    """Every (loader, name) pair a skops file's schema holds, read without loading anything, and its protocol."""
+    found = set()
 
     def note(node: dict) -> dict:  # json calls it on each object of the schema, however deeply nested
         if node.keys() & {"__class__", "__module__", "__loader__"} and node.get("__loader__") != "CachedNode":
-            module, name = node.get("__module__"), node.get("__class__")
-            if not (isinstance(module, str) and isinstance(name, str)):
-                raise ValueError(f"an object without a module and name: {str(node)[:80]}")
-            if node.get("__loader__") == "MethodNode":  # a bound method: Class.method, trusted only by that name
+            module, name, loader = node.get("__module__"), node.get("__class__"), node.get("__loader__")
+            if not all(isinstance(part, str) for part in (module, name, loader)):
+                raise ValueError(f"an object without a module and name (or loader): {str(node)[:80]}")
+            if loader == "MethodNode":  # a bound method: Class.method, trusted only by that name
                 content = node.get("content")
                 name += f".{content.get('func') if isinstance(content, dict) else None}"
-            names.add(f"{module}.{name}")
+            found.add((loader, f"{module}.{name}"))
         return node
 
-    with zipfile.ZipFile(model_file) as archive:
-        json.loads(archive.read("schema.json"), object_hook=note)
-    return names
+    with zipfile.ZipFile(io.BytesIO(model) if isinstance(model, bytes) else model) as archive:
+        schema = json.loads(archive.read("schema.json"), object_hook=note)
+    return frozenset(found), schema.get("protocol")
 
 
 def untrusted(model_file: Path) -> list[str]:
-    """The types, functions and methods a skops file names outside trusted_types(), sorted; [] when it may load."""
+    """What a skops file holds that build_model() does not (and TRUSTED_TYPES does not list), sorted; [] to load it."""
+    allowed, protocol = trusted_nodes()
     try:
-        return sorted(types_in(model_file) - trusted_types())
+        found, saved = schema_nodes(model_file)
     except Exception as error:  # zipfile and json raise many kinds on a malformed file
         raise ArtifactError(f"cannot load {model_file}: {error}") from None
+    listed = {(loader, name) for loader in NAMED_LOADERS for name in TRUSTED_TYPES}
+    refused = [f"{name} ({loader})" for loader, name in sorted(found - allowed - listed, key=lambda pair: pair[::-1])]
+    if saved != protocol:  # an older protocol brings older loaders, such as a function loader reading its own name
+        refused.append(f"skops protocol {saved!r} (this skops writes {protocol!r})")
+    return refused
+
+
+def check_bounds(estimator: object, width: int, model_file: Path) -> None:
+    """Refuse trees whose nodes point outside the tree or the row: scikit-learn follows them without bounds checks."""
+    import numpy as np
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+    from sklearn.tree._tree import Tree
+
+    seen, stack, trees = set(), [estimator], []
+    while stack:  # every object the estimator holds, however nested
+        held = stack.pop()
+        if id(held) in seen or isinstance(held, (str, bytes, int, float)):
+            continue
+        seen.add(id(held))
+        if isinstance(held, Tree):
+            trees.append((held.children_left, held.children_right, held.feature))
+        elif isinstance(held, TreePredictor):
+            leaf, nodes = held.nodes["is_leaf"].astype(bool), held.nodes
+            if nodes["is_categorical"][~leaf].any():
+                raise ArtifactError(f"{model_file} holds a tree split on categories, which this project does not serve")
+            trees.append([np.where(leaf, -1, nodes[key].astype(np.int64)) for key in ("left", "right", "feature_idx")])
+        elif isinstance(held, dict):
+            stack.extend(held.values())
+        elif isinstance(held, (list, tuple)):
+            stack.extend(held)
+        elif isinstance(held, np.ndarray):
+            stack.extend(held.ravel() if held.dtype.kind == "O" else ())
+        else:
+            stack.extend(getattr(held, "__dict__", {}).values())
+    for left, right, feature in trees:  # a split node's children come after it (no loop) and inside the tree
+        index, split = np.arange(len(left)), left != -1
+        inside = [((child[split] > index[split]) & (child[split] < len(left))).all() for child in (left, right)]
+        inside.append(((feature[split] >= 0) & (feature[split] < width)).all() and ((right != -1) == split).all())
+        if not all(inside):
+            raise ArtifactError(f"{model_file} holds a tree whose nodes point outside the tree or the row: refusing it")
 
 
 def git_state() -> dict:
@@ -284,27 +310,28 @@ def verify(folder: Path) -> dict:
     refused = untrusted(folder / MODEL_FILE)
     if refused:
         raise ArtifactError(
-            f"{folder / MODEL_FILE} holds types this project does not trust: {', '.join(refused)} "
-            "(if build_model() uses them, add them to TRUSTED_TYPES in artifact.py)"
+            f"{folder / MODEL_FILE} holds what this project does not trust: {', '.join(refused)} (it trusts what "
+            "build_model() in train.py holds once fitted, and TRUSTED_TYPES in artifact.py)"
         )
     return metadata
 
 
 def load(folder: Path) -> LoadedModel:
-    """Verify and load a model folder; the skops file may name only the types in trusted_types()."""
+    """Verify and load a model folder: its skops file may hold only what build_model() holds, and sound trees."""
     import skops.io  # imported on first load: see save()
 
     metadata = verify(folder)
     model_file = folder / MODEL_FILE
     try:
-        # skops trusts its defaults plus the list given: only what verify let through, so skops refuses the rest
-        trusted = sorted(set(skops.io.get_untrusted_types(file=model_file)) & trusted_types())
+        # verify checked every object of the schema, loader and name: skops builds what it let through
+        trusted = skops.io.get_untrusted_types(file=model_file)
         with LOADING:
             estimator = skops.io.load(model_file, trusted=trusted)
     except Exception as error:  # skops raises many kinds on a malformed file
         raise ArtifactError(f"cannot load {model_file}: {error}") from None
     features = check_features(metadata["features"])
     check_estimator(estimator, features, model_file)
+    check_bounds(estimator, len(features), model_file)
     return LoadedModel(estimator, metadata, metadata["version"], features)
 
 
