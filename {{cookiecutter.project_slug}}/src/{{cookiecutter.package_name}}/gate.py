@@ -56,31 +56,20 @@ class AucComparison:
     lower_bound: float
     confidence: float
 
-    def to_dict(self) -> dict:
-        """Return the comparison as JSON-ready data."""
-        return asdict(self)
-
 
 def delong(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the AUCs of each row of ``scores`` and their DeLong covariance matrix.
-
-    The fast O(n log n) algorithm of Sun and Xu (2014): mid-ranks replace the
-    O(n^2) pairwise comparisons of DeLong, DeLong and Clarke-Pearson (1988).
-    """
+    """Return the AUCs of each row of ``scores`` and their DeLong covariance matrix (Sun and Xu's mid-rank method)."""
     y_true = np.asarray(y_true).astype(bool)
     scores = np.atleast_2d(np.asarray(scores, dtype=float))
     positives, negatives = scores[:, y_true], scores[:, ~y_true]
     m, n = positives.shape[1], negatives.shape[1]
     if m < 2 or n < 2:
         raise ValueError(f"need at least 2 positive and 2 negative rows, got {m} and {n}")
-    rank_pos = stats.rankdata(positives, axis=1)
-    rank_neg = stats.rankdata(negatives, axis=1)
     rank_all = stats.rankdata(np.hstack([positives, negatives]), axis=1)
     aucs = (rank_all[:, :m].sum(axis=1) / m - (m + 1) / 2) / n
-    v_pos = (rank_all[:, :m] - rank_pos) / n
-    v_neg = 1.0 - (rank_all[:, m:] - rank_neg) / m
-    covariance = np.atleast_2d(np.cov(v_pos)) / m + np.atleast_2d(np.cov(v_neg)) / n
-    return aucs, covariance
+    v_pos = (rank_all[:, :m] - stats.rankdata(positives, axis=1)) / n
+    v_neg = 1.0 - (rank_all[:, m:] - stats.rankdata(negatives, axis=1)) / m
+    return aucs, np.atleast_2d(np.cov(v_pos)) / m + np.atleast_2d(np.cov(v_neg)) / n
 
 
 def continuity_corrected(auc: float, positives: int, negatives: int) -> float:
@@ -98,17 +87,39 @@ def logit_interval(
     # the exact variance of an AUC is at least A (1 - A) / (m n); DeLong's estimate is 0 at an AUC of 0 or 1
     std_error = math.sqrt(max(variance, spread / (positives * negatives)))
     half_width = stats.norm.ppf(0.5 + confidence / 2) * std_error / spread
-    centre = special.logit(corrected)
-    low, high = float(special.expit(centre - half_width)), float(special.expit(centre + half_width))
-    return min(low, auc), max(high, auc)
+    low, high = special.expit(special.logit(corrected) + np.array([-half_width, half_width]))
+    return min(float(low), auc), max(float(high), auc)
 
 
-def _interval(auc: float, variance: float, y_true: np.ndarray, confidence: float) -> AucEstimate:
+def _estimate(auc: float, variance: float, y_true: np.ndarray, confidence: float) -> AucEstimate:
     """An AucEstimate from a DeLong AUC and variance."""
     positives = int(np.asarray(y_true).astype(bool).sum())
     negatives = len(y_true) - positives
-    ci_low, ci_high = logit_interval(float(auc), variance, positives, negatives, confidence)
-    return AucEstimate(float(auc), math.sqrt(max(variance, 0.0)), ci_low, ci_high, confidence, positives, negatives)
+    low, high = logit_interval(float(auc), variance, positives, negatives, confidence)
+    return AucEstimate(float(auc), math.sqrt(max(variance, 0.0)), low, high, confidence, positives, negatives)
+
+
+def auc_estimate(y_true: np.ndarray, score: np.ndarray, confidence: float = 0.95) -> AucEstimate:
+    """ROC AUC of one model with a two-sided DeLong confidence interval."""
+    aucs, covariance = delong(y_true, score)
+    return _estimate(aucs[0], covariance[0, 0], y_true, confidence)
+
+
+def compare_aucs(
+    y_true: np.ndarray, candidate: np.ndarray, baseline: np.ndarray, confidence: float = 0.95
+) -> AucComparison:
+    """Paired DeLong comparison; ``lower_bound`` is the one-sided bound of AUC(candidate) - AUC(baseline)."""
+    aucs, covariance = delong(y_true, np.vstack([candidate, baseline]))
+    difference = float(aucs[0] - aucs[1])
+    std_error = math.sqrt(max(covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1], 0.0))
+    return AucComparison(
+        candidate=_estimate(aucs[0], covariance[0, 0], y_true, confidence),
+        baseline=_estimate(aucs[1], covariance[1, 1], y_true, confidence),
+        difference=difference,
+        std_error=std_error,
+        lower_bound=difference - stats.norm.ppf(confidence) * std_error,
+        confidence=confidence,
+    )
 
 
 def hanley_mcneil_std_error(auc: float, positives: int, negatives: int) -> float:
@@ -126,23 +137,16 @@ def min_detectable_drop(
     power: float = POWER,
     correlation: float = PAIRED_CORRELATION,
 ) -> float:
-    """The smallest AUC drop the gate tells apart from none on a holdout: (z_confidence + z_power) * SE(difference).
-
-    SE(difference) is sqrt(2 (1 - correlation)) times the Hanley-McNeil standard error at the continuity-corrected
-    AUC: two alike models whose AUC estimates correlate at ``correlation``. A margin ``max_auc_drop`` this large lets
-    an equally good candidate pass with probability ``power``, and blocks one that much worse with ``confidence``.
-    """
+    """The smallest AUC drop a gate at ``confidence`` tells apart from none with ``power``, for two alike models."""
+    # (z_confidence + z_power) * SE(difference); SE(difference) = sqrt(2 (1 - correlation)) * SE(AUC), with
+    # Hanley and McNeil's SE at the continuity-corrected AUC
     std_error = hanley_mcneil_std_error(continuity_corrected(auc, positives, negatives), positives, negatives)
     z_sum = stats.norm.ppf(confidence) + stats.norm.ppf(power)
     return float(z_sum * math.sqrt(2 * (1 - correlation)) * std_error)
 
 
 def detectable_drop(estimate: AucEstimate, paired_std_error: float | None = None) -> float:
-    """The smallest AUC drop the gate tells apart from none: the model's figure, or the paired one when larger.
-
-    ``paired_std_error`` is the standard error of the difference the gate actually measured (its paired DeLong);
-    near AUC 1 the single-AUC figure shrinks towards 0 while the gate's own bound does not, so the larger one counts.
-    """
+    """The model's smallest detectable drop, or the one of the paired SE the gate measured when larger (near AUC 1)."""
     observed = (stats.norm.ppf(estimate.confidence) + stats.norm.ppf(POWER)) * (paired_std_error or 0.0)
     return max(estimate.min_detectable_drop, float(observed))
 
@@ -161,31 +165,8 @@ def holdout_warning(estimate: AucEstimate, max_auc_drop: float, paired_std_error
     )
 
 
-def auc_estimate(y_true: np.ndarray, score: np.ndarray, confidence: float = 0.95) -> AucEstimate:
-    """ROC AUC of one model with a two-sided DeLong confidence interval."""
-    aucs, covariance = delong(y_true, score)
-    return _interval(aucs[0], covariance[0, 0], y_true, confidence)
-
-
-def compare_aucs(
-    y_true: np.ndarray, candidate: np.ndarray, baseline: np.ndarray, confidence: float = 0.95
-) -> AucComparison:
-    """Paired DeLong comparison; ``lower_bound`` is the one-sided bound of AUC(candidate) - AUC(baseline)."""
-    aucs, covariance = delong(y_true, np.vstack([candidate, baseline]))
-    variance = covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1]
-    std_error = math.sqrt(max(variance, 0.0))
-    difference = float(aucs[0] - aucs[1])
-    return AucComparison(
-        candidate=_interval(aucs[0], covariance[0, 0], y_true, confidence),
-        baseline=_interval(aucs[1], covariance[1, 1], y_true, confidence),
-        difference=difference,
-        std_error=std_error,
-        lower_bound=difference - stats.norm.ppf(confidence) * std_error,
-        confidence=confidence,
-    )
-
-
 EXIT_CODES = {"pass": 0, "blocked": 1, "undecided": 2}
+VERDICTS = {"pass": "PASSED", "blocked": "BLOCKED", "undecided": "BLOCKED (could not decide)"}
 
 
 @dataclass
@@ -213,9 +194,7 @@ class GateResult:
 
     def to_dict(self) -> dict:
         """JSON-ready form, written as gate.json."""
-        data = asdict(self)
-        data.pop("curves")
-        return {**data, "exit_code": self.exit_code}
+        return {key: value for key, value in asdict(self).items() if key != "curves"} | {"exit_code": self.exit_code}
 
 
 def decide(
@@ -247,80 +226,70 @@ def run_gate(
 ) -> GateResult:
     """Score candidate and production on the same holdout and decide; errors give 'undecided'.
 
-    With ``library_upgrade``, a production model saved by another scikit-learn minor version (which cannot be
-    loaded here) is left out and the floor alone decides; the report says so. Nothing else is skipped.
-    With ``baseline="baseline"``, ``production_dir`` is any model folder to compare with (``gate --against``).
-    ``served``: the candidate's scores of the holdout as a service answered them (``scored_by`` says which), judged
-    instead of the model file's own.
+    ``library_upgrade``: leave out a production model saved by another scikit-learn minor version (the floor alone
+    decides). ``baseline="baseline"``: ``production_dir`` is any model folder (``gate --against``). ``served``: the
+    candidate's scores as a service answered them (``scored_by`` says which), judged instead of the model file's.
     """
-    note = None if production_dir else "No production model yet: the floor alone decides (first deploy)."
-    if production_dir and baseline != "production":
-        note = f"Baseline: {production_dir} (gate --against), not the registry's production model."
+    from sklearn.metrics import roc_curve  # here, not at the top: it takes half a second to import
+
     try:
         candidate = artifact.load(candidate_dir)
-        production = _load_production(production_dir, library_upgrade, baseline)
-        if production_dir and production is None:
-            note = (
-                f"{baseline.capitalize()} {production_dir.name} was not compared: it was saved by another "
-                "scikit-learn minor version (--library-upgrade), so the floor alone decides."
-            )
+        production, note = _load_baseline(production_dir, library_upgrade, baseline)
         holdout = read_csv(holdout_csv, candidate.features)
-        candidate_scores = candidate.probability(holdout.X) if served is None else served
-        estimate = auc_estimate(holdout.y, candidate_scores, settings.confidence)
-        comparison, curves = None, {"candidate": _roc(holdout.y, candidate_scores)}
+        scores = candidate.probability(holdout.X) if served is None else served
+        estimate = auc_estimate(holdout.y, scores, settings.confidence)
+        comparison, curves = None, {"candidate": roc_curve(holdout.y, scores)[:2]}
         if production:
             production_scores = production.probability(read_csv(holdout_csv, production.features).X)
-            comparison = compare_aucs(holdout.y, candidate_scores, production_scores, settings.confidence)
-            curves["production"] = _roc(holdout.y, production_scores)
+            comparison = compare_aucs(holdout.y, scores, production_scores, settings.confidence)
+            curves["production"] = roc_curve(holdout.y, production_scores)[:2]
     except (artifact.ArtifactError, DataError, ValueError) as error:
         return GateResult("undecided", [f"could not decide: {error}"], settings, baseline=baseline, scored_by=scored_by)
     decision, reasons = decide(estimate, comparison, settings, baseline)
-    # how small a drop this holdout can show, at the AUC a drop would be measured from
+    # how small a drop this holdout can show, at the AUC a drop would be measured from; the measured paired SE counts
+    # only for a candidate this holdout cannot tell from an equally good one (the difference's interval holds 0)
     reference = comparison.baseline if comparison else estimate
-    # the measured paired SE speaks for a candidate this holdout cannot tell from an equally good one (the two-sided
-    # interval of the difference holds 0); a clearly better or worse one says nothing of an equally good one's fate
     alike = comparison is not None and abs(comparison.difference) <= stats.norm.ppf(0.975) * comparison.std_error
     paired = comparison.std_error if alike else None
     warning = holdout_warning(reference, settings.max_auc_drop, paired)
-    production_version = production_dir.name if production_dir else None
     return GateResult(
         decision,
         reasons,
         settings,
-        candidate.version,
-        production_version,
-        estimate,
-        comparison,
-        curves,
-        note,
-        baseline,
-        [warning] if warning else [],
-        detectable_drop(reference, paired),
-        scored_by,
+        candidate_version=candidate.version,
+        production_version=production_dir.name if production_dir else None,
+        candidate=estimate,
+        comparison=comparison,
+        curves=curves,
+        note=note,
+        baseline=baseline,
+        warnings=[warning] if warning else [],
+        min_detectable_drop=detectable_drop(reference, paired),
+        scored_by=scored_by,
     )
 
 
-def _load_production(folder: Path | None, library_upgrade: bool, role: str) -> artifact.LoadedModel | None:
-    """The model to compare with; None before the first deploy, or when an upgrade of scikit-learn is declared."""
+def _load_baseline(
+    folder: Path | None, library_upgrade: bool, role: str
+) -> tuple[artifact.LoadedModel | None, str | None]:
+    """The model to compare with (None before the first deploy or across a declared library upgrade), and a note."""
     if folder is None:
-        return None
+        return None, "No production model yet: the floor alone decides (first deploy)."
     try:
-        return artifact.load(folder)
+        model = artifact.load(folder)
     except artifact.LibraryMismatch as mismatch:
-        if library_upgrade:
-            return None
-        hint = "for a deliberate upgrade of scikit-learn, gate with --library-upgrade: the floor alone decides"
-        raise artifact.ArtifactError(f"{role}: {mismatch} ({hint})") from None
+        if not library_upgrade:
+            hint = "for a deliberate upgrade of scikit-learn, gate with --library-upgrade: the floor alone decides"
+            raise artifact.ArtifactError(f"{role}: {mismatch} ({hint})") from None
+        return None, (
+            f"{role.capitalize()} {folder.name} was not compared: it was saved by another scikit-learn minor version "
+            "(--library-upgrade), so the floor alone decides."
+        )
     except artifact.ArtifactError as error:
         raise artifact.ArtifactError(f"{role}: {error}") from None
-
-
-def _roc(y_true: np.ndarray, scores: np.ndarray) -> tuple[list[float], list[float]]:
-    """False and true positive rates for a ROC plot."""
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, _ = roc_curve(y_true, scores)
-    return fpr.tolist(), tpr.tolist()
+    if role == "production":
+        return model, None
+    return model, f"Baseline: {folder} (gate --against), not the registry's production model."
 
 
 def write_outputs(result: GateResult, out_dir: Path) -> Path:
@@ -336,21 +305,20 @@ def write_outputs(result: GateResult, out_dir: Path) -> Path:
 
 def render_report(result: GateResult, plot: str | None = None) -> str:
     """The Markdown report CI puts in the job summary and the pull-request comment."""
-    verdict = {"pass": "PASSED", "blocked": "BLOCKED", "undecided": "BLOCKED (could not decide)"}[result.decision]
-    s = result.settings
-    lines = [f"## AUC gate: {verdict}", ""]
+    lines = [f"## AUC gate: {VERDICTS[result.decision]}", ""]
     # what the holdout cannot show comes before the decision it weakens
     lines += [f"> **Warning:** {warning}\n" for warning in result.warnings]
     lines += [f"- {reason}" for reason in result.reasons] or ["- every rule holds"]
     if result.candidate:
-        c = result.candidate
+        c, d = result.candidate, result.comparison
+        rows = [("candidate", result.candidate_version, c)]
+        if d:
+            rows.append((result.baseline, result.production_version, d.baseline))
         lines += ["", f"| model | version | AUC | {c.confidence:.0%} CI |", "|---|---|---|---|"]
-        lines.append(f"| candidate | {result.candidate_version} | {c.auc:.4f} | {c.ci_low:.4f} to {c.ci_high:.4f} |")
-        if result.comparison:
-            p, d = result.comparison.baseline, result.comparison
-            lines.append(
-                f"| {result.baseline} | {result.production_version} | {p.auc:.4f} | {p.ci_low:.4f} to {p.ci_high:.4f} |"
-            )
+        lines += [
+            f"| {name} | {version} | {e.auc:.4f} | {e.ci_low:.4f} to {e.ci_high:.4f} |" for name, version, e in rows
+        ]
+        if d:
             lines += [
                 "",
                 f"Difference {d.difference:+.4f}, one-sided {d.confidence:.0%} lower bound {d.lower_bound:+.4f}",
@@ -360,7 +328,7 @@ def render_report(result: GateResult, plot: str | None = None) -> str:
         lines.append(f"Holdout: {c.positives + c.negatives} rows, {c.positives} positives.")
         if result.scored_by != "the model file":
             lines.append(f"Candidate scores: as {result.scored_by} answered them.")
-    lines.append(f"Thresholds: min_auc = {s.min_auc}, max_auc_drop = {s.max_auc_drop}.")
+    lines.append(f"Thresholds: min_auc = {result.settings.min_auc}, max_auc_drop = {result.settings.max_auc_drop}.")
     if plot:
         lines += ["", f"![ROC curves]({plot})"]
     return "\n".join(lines) + "\n"
@@ -374,7 +342,7 @@ def _plot(result: GateResult, path: Path) -> None:
     from matplotlib import pyplot as plt
 
     figure, axes = plt.subplots(figsize=(4.5, 4.5), dpi=100)
-    for name, (fpr, tpr) in result.curves.items():
+    for name, (fpr, tpr) in result.curves.items():  # false and true positive rates
         axes.plot(fpr, tpr, label=name)
     axes.plot([0, 1], [0, 1], linestyle=":", color="grey")
     axes.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC on the holdout")
