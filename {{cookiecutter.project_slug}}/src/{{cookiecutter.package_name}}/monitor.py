@@ -18,6 +18,8 @@ from .gate import AucEstimate, auc_estimate
 
 # below this many rows a week's PSI is mostly sampling noise (about (bins - 1) / rows = 0.02 at 500), not drift
 MIN_DRIFT_ROWS = 500
+# the report's table: one row per check (Check.cells), then its status
+COLUMNS = ("version", "week", "rows", "positives", "AUC", "CI", "deployed", "p(drop)")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,13 @@ class Check:
     psi: dict[str, float]
     alerts: tuple[str, ...]
 
+    def cells(self) -> tuple:
+        """The check's row of the report's table, as in COLUMNS: the AUC's cells are dashes with too few labels."""
+        e = self.estimate
+        auc, interval = (f"{e.auc:.4f}", f"{e.ci_low:.4f} to {e.ci_high:.4f}") if e else ("-", "too few labels")
+        p_drop = "-" if self.p_drop is None else f"{self.p_drop:.3f}"
+        return self.version, self.period, self.rows, self.positives, auc, interval, f"{self.deployed_auc:.4f}", p_drop
+
 
 def drop_p_value(live: AucEstimate, deployed: Deployed) -> float:
     """One-sided p-value that live AUC >= deploy-time AUC; the two estimates come from independent rows."""
@@ -75,18 +84,9 @@ def check(
     features: tuple[Feature, ...] = FEATURES,
 ) -> Check:
     """Judge one batch: the floor, a significant drop below the deploy-time AUC, and drift per feature."""
-    positives = int(np.sum(y))
-    psi = {}
-    if len(y) >= MIN_DRIFT_ROWS:
-        psi = {
-            f.name: population_stability(deployed.profile[f.name], column)
-            for f, column in zip(features, X.T, strict=True)
-            if f.name in deployed.profile
-        }
-    alerts = []
-    estimate = p_drop = None
+    positives, gate = int(np.sum(y)), settings.gate
+    estimate, p_drop, alerts = None, None, []
     if min(positives, len(y) - positives) >= 2:
-        gate = settings.gate
         estimate = auc_estimate(y, score, gate.confidence)
         p_drop = drop_p_value(estimate, deployed)
         if estimate.auc < gate.min_auc:
@@ -95,6 +95,8 @@ def check(
             alerts.append(
                 f"AUC {estimate.auc:.4f} is significantly below its deploy-time {deployed.auc:.4f} (p = {p_drop:.3f})"
             )
+    columns = zip(features, X.T, strict=True) if len(y) >= MIN_DRIFT_ROWS else ()
+    psi = {f.name: population_stability(deployed.profile[f.name], x) for f, x in columns if f.name in deployed.profile}
     limit = settings.max_psi
     alerts += [f"{name} drifted: PSI {value:.3f} > {limit}" for name, value in psi.items() if value > limit]
     return Check(deployed.version, period, len(y), positives, deployed.auc, estimate, p_drop, psi, tuple(alerts))
@@ -113,21 +115,12 @@ class MonitorReport:
         """Production's alerts, each naming its week; empty when all is well."""
         return [f"{alert} ({c.period})" for c in self.checks if c.version == self.production for alert in c.alerts]
 
-    def table(self) -> list[str]:
-        """One line per check, oldest week first."""
-        row = "{:<26}{:<10}{:>7}{:>10}  {:<6}  {:<16}  {:<8}  {:<7}  {}"
-        lines = [row.format("version", "week", "rows", "positives", "AUC", "CI", "deployed", "p(drop)", "")]
-        for c in self.checks:
-            e = c.estimate
-            auc, interval = (f"{e.auc:.4f}", f"{e.ci_low:.4f} to {e.ci_high:.4f}") if e else ("-", "too few labels")
-            p_drop = f"{c.p_drop:.3f}" if c.p_drop is not None else "-"
-            deployed, status = f"{c.deployed_auc:.4f}", "ALERT" if c.alerts else "ok"
-            lines.append(row.format(c.version, c.period, c.rows, c.positives, auc, interval, deployed, p_drop, status))
-        return [line.rstrip() for line in lines]
-
     def lines(self) -> list[str]:
-        """The notes, the table, production's latest drift per feature, then ALERT lines or OK."""
-        lines = [*self.notes, f"production {self.production or '(none)'}", *self.table()]
+        """The notes, a table of the checks (oldest week first), production's latest drift, then ALERT lines or OK."""
+        row = "{:<26}{:<10}{:>7}{:>10}  {:<6}  {:<16}  {:<8}  {:<7}  {}"
+        table = [row.format(*COLUMNS, "")]
+        table += [row.format(*c.cells(), "ALERT" if c.alerts else "ok") for c in self.checks]
+        lines = [*self.notes, f"production {self.production or '(none)'}", *(line.rstrip() for line in table)]
         latest = [c for c in self.checks if c.version == self.production and c.psi]
         if latest:
             lines += [f"PSI {name}: {value:.3f}" for name, value in latest[-1].psi.items()]
@@ -135,13 +128,7 @@ class MonitorReport:
 
     def to_dict(self) -> dict:
         """JSON-ready form, written as monitor.json."""
-        return {
-            "production": self.production,
-            "retrain_advised": bool(self.alerts),
-            "alerts": self.alerts,
-            "notes": self.notes,
-            "checks": [asdict(c) for c in self.checks],
-        }
+        return {"retrain_advised": bool(self.alerts), "alerts": self.alerts, **asdict(self)}
 
 
 def offline_report(folder: Path, period: str, data_csv: Path, settings: Settings) -> MonitorReport:
@@ -157,16 +144,8 @@ def render_report(report: MonitorReport, plot: str | None = None) -> str:
     verdict = "retrain advised" if report.alerts else "no retrain needed"
     lines = [f"## Monitor: {verdict}", "", f"Production: `{report.production or '(none)'}`", ""]
     lines += [f"- ALERT: {alert}" for alert in report.alerts] or ["- every check of production holds"]
-    lines += ["", "| version | week | rows | positives | AUC | CI | deployed | p(drop) | status |", "|---" * 9 + "|"]
-    for c in report.checks:
-        e = c.estimate
-        auc, interval = (f"{e.auc:.4f}", f"{e.ci_low:.4f} to {e.ci_high:.4f}") if e else ("-", "too few labels")
-        p_drop = f"{c.p_drop:.3f}" if c.p_drop is not None else "-"
-        status = "; ".join(c.alerts) or "ok"
-        lines.append(
-            f"| {c.version} | {c.period} | {c.rows} | {c.positives} | {auc} | {interval} | {c.deployed_auc:.4f} "
-            f"| {p_drop} | {status} |"
-        )
+    lines += ["", "| " + " | ".join((*COLUMNS, "status")) + " |", "|---" * 9 + "|"]
+    lines += ["| " + " | ".join(map(str, (*c.cells(), "; ".join(c.alerts) or "ok"))) + " |" for c in report.checks]
     lines += ["", *(f"{note}." for note in report.notes)]
     if plot:
         lines += ["", f"![Live AUC by week]({plot})"]
@@ -198,15 +177,13 @@ def plot(report: MonitorReport, path: Path) -> None:
         shown = [c for c in report.checks if c.version == version and c.estimate]
         if not shown:
             continue
-        x = [periods.index(c.period) for c in shown]
-        auc = np.array([c.estimate.auc for c in shown])
-        errors = [auc - [c.estimate.ci_low for c in shown], [c.estimate.ci_high for c in shown] - auc]
-        line = axes.errorbar(x, auc, yerr=errors, marker="o", capsize=3, label=version)
-        color = line.lines[0].get_color()
-        axes.hlines(shown[0].deployed_auc, min(x) - 0.3, max(x) + 0.3, colors=color, linestyles="dashed")
-        alerted = [(i, a) for i, a, c in zip(x, auc, shown, strict=True) if c.alerts]
-        if alerted:
-            axes.scatter(*zip(*alerted, strict=True), s=120, facecolors="none", edgecolors="red", zorder=3)
+        x = np.array([periods.index(c.period) for c in shown])
+        auc, low, high = np.array([(c.estimate.auc, c.estimate.ci_low, c.estimate.ci_high) for c in shown]).T
+        line = axes.errorbar(x, auc, yerr=[auc - low, high - auc], marker="o", capsize=3, label=version)
+        deployed, color = shown[0].deployed_auc, line.lines[0].get_color()
+        axes.hlines(deployed, x.min() - 0.3, x.max() + 0.3, colors=color, linestyles="dashed")
+        alerted = [bool(c.alerts) for c in shown]
+        axes.scatter(x[alerted], auc[alerted], s=120, facecolors="none", edgecolors="red", zorder=3)
     axes.set_xticks(range(len(periods)), periods, rotation=45, ha="right")
     axes.set(ylabel="live AUC (dashed: deploy-time)", title="Live AUC by week; red circles: alerts")
     axes.legend(fontsize="small", loc="lower left")
