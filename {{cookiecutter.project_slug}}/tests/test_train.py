@@ -13,11 +13,13 @@ from {{ cookiecutter.package_name }}.features import FEATURES, feature_names
 from {{ cookiecutter.package_name }}.train import build_model, train
 
 
-def test_training_is_deterministic_for_a_seed(tmp_path, data_files):
+def test_training_is_deterministic_for_a_seed_that_reaches_every_part_that_takes_one(tmp_path, data_files):
     first, _ = train(*data_files, tmp_path / "first", seed=3)
     again, _ = train(*data_files, tmp_path / "again", seed=3)
     holdout = read_csv(data_files[1])
     assert np.array_equal(artifact.load(first).probability(holdout.X), artifact.load(again).probability(holdout.X))
+    seeded = {key: value for key, value in build_model(seed=5).get_params().items() if key.endswith("random_state")}
+    assert all(value == 5 for value in seeded.values()), seeded
 
 
 def test_metadata_records_the_sha256_of_the_lock_of_the_environment_that_trained_it(tmp_path, data_files, monkeypatch):
@@ -30,12 +32,7 @@ def test_metadata_records_the_sha256_of_the_lock_of_the_environment_that_trained
     assert (locked["lock_sha256"], unlocked["lock_sha256"]) == (expected, None)
 
 
-def test_build_model_passes_the_seed_to_every_part_that_takes_one():
-    seeded = {key: value for key, value in build_model(seed=5).get_params().items() if key.endswith("random_state")}
-    assert all(value == 5 for value in seeded.values()), seeded
-
-
-def test_a_model_folder_holds_exactly_the_model_its_metadata_and_its_metrics(model_dir):
+def test_a_model_folder_holds_only_its_model_and_metadata_with_version_lineage_and_library_versions(model_dir, source):
     assert sorted(path.name for path in model_dir.iterdir()) == [
         "manifest.json",
         "metadata.json",
@@ -43,9 +40,6 @@ def test_a_model_folder_holds_exactly_the_model_its_metadata_and_its_metrics(mod
         "model.skops",
     ]
     assert [path.name for path in model_dir.parent.iterdir()] == [model_dir.name]  # no half-written folder left
-
-
-def test_metadata_records_version_lineage_parameters_and_library_versions(model_dir, source):
     metadata = artifact.read_json(model_dir / artifact.METADATA_FILE)
     assert {
         "version",
@@ -78,7 +72,9 @@ def test_metadata_records_version_lineage_parameters_and_library_versions(model_
     assert metadata["git_dirty"] in (True, False, None)
 
 
-def test_metrics_hold_the_holdout_auc_with_its_interval_and_counts(model_dir, data_files, gate_settings):
+def test_metrics_hold_the_holdout_auc_with_its_interval_and_a_drift_profile_of_every_feature(
+    model_dir, data_files, gate_settings
+):
     metrics = artifact.read_json(model_dir / artifact.METRICS_FILE)
     holdout = metrics["holdout"]
     assert holdout["ci_low"] <= holdout["auc"] <= holdout["ci_high"] and holdout["ci_low"] < holdout["ci_high"]
@@ -86,11 +82,7 @@ def test_metrics_hold_the_holdout_auc_with_its_interval_and_counts(model_dir, da
     labels = read_csv(data_files[1]).y
     assert (holdout["positives"], holdout["negatives"]) == (labels.sum(), len(labels) - labels.sum())
     assert holdout["confidence"] == 0.95
-
-
-def test_metrics_profile_every_training_feature_for_drift_monitoring(model_dir):
-    profile = artifact.read_json(model_dir / artifact.METRICS_FILE)["train_profile"]
-    assert list(profile) == feature_names()
-    for name, bins in profile.items():
+    assert list(metrics["train_profile"]) == feature_names()
+    for name, bins in metrics["train_profile"].items():
         assert sum(bins["shares"]) == pytest.approx(1.0), name
         assert len(bins["shares"]) == len(bins["edges"]) + 1, name
