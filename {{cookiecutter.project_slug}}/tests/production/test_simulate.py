@@ -8,10 +8,9 @@ import pytest
 from {{ cookiecutter.package_name }} import artifact, synthetic
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.data import read_csv, write_csv
-from {{ cookiecutter.package_name }}.gate import auc_estimate
-from {{ cookiecutter.package_name }}.monitor import feature_profile
 from {{ cookiecutter.package_name }}.features import FEATURES
-from {{ cookiecutter.package_name }}.monitor import Deployed, check
+from {{ cookiecutter.package_name }}.gate import auc_estimate
+from {{ cookiecutter.package_name }}.monitor import Deployed, check, feature_profile
 from {{ cookiecutter.package_name }}.production.feedback import iso_week, load, read_labels, read_predictions
 from {{ cookiecutter.package_name }}.production.guard import act, run_guard
 from {{ cookiecutter.package_name }}.production.simulate import LIVE_SEED_OFFSET, SimulationError, label_time, simulate

@@ -14,8 +14,7 @@ import numpy as np
 
 from ..config import GateSettings
 from ..data import read_csv
-from ..gate import auc_estimate, compare_aucs
-from ..gate import decide
+from ..gate import auc_estimate, compare_aucs, decide
 from .reproduce import ReproduceError, commit_of, environment, git, scores, train_at, worktree
 
 SKIP, GOOD, BAD = 125, 0, 1  # the exit codes `git bisect run` reads

@@ -116,8 +116,8 @@ def data_files(settings: Settings, args: argparse.Namespace) -> tuple[Path, Path
     """--train and --holdout when given, else the configured data source's files (written when missing)."""
     if args.train and args.holdout:
         return Path(args.train), Path(args.holdout)
-    from ..data import prepare
     from ..commands import requested_week
+    from ..data import prepare
 
     files = prepare(settings, requested_week(settings, args))
     return Path(args.train or files.train), Path(args.holdout or files.holdout)
