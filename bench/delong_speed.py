@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with ExitStack() as stack:
         src, package = open_project(args.project, stack)
-        report(import_package(src, package)["evaluate"], args)
+        report(import_package(src, package)["gate"], args)
     return 0
 
 

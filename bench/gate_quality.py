@@ -75,7 +75,7 @@ def import_package(src: Path, package: str) -> dict:
     """Put ``src`` first on sys.path and import the modules the benchmarks use."""
     if str(src) not in sys.path:
         sys.path.insert(0, str(src))
-    names = ("config", "data", "evaluate", "features", "gate", "synthetic", "train")
+    names = ("config", "data", "features", "gate", "synthetic", "train")
     return {name: importlib.import_module(f"{package}.{name}") for name in names}
 
 
@@ -108,7 +108,7 @@ def run_seed(job: Job, seed: int) -> list[dict]:
 def compare_on_holdouts(job: Job, seed: int) -> list[dict]:
     """Train production, the retrain, the bugs and the swap for one seed; compare them on every holdout size."""
     modules = import_package(job.src, job.package)
-    data, evaluate, gate, train = modules["data"], modules["evaluate"], modules["gate"], modules["train"]
+    data, evaluate, gate, train = modules["data"], modules["gate"], modules["gate"], modules["train"]
     synthetic = modules["synthetic"]
     settings = modules["config"].GateSettings()
     names = modules["features"].feature_names()

@@ -85,7 +85,7 @@ def import_package(src: Path, package: str) -> dict:
     """Put ``src`` first on sys.path and import the modules the benchmark uses."""
     if str(src) not in sys.path:
         sys.path.insert(0, str(src))
-    names = ("config", "data", "evaluate", "features", "gate", "guard", "synthetic", "train")
+    names = ("config", "data", "features", "gate", "production.guard", "synthetic", "train")
     return {name: importlib.import_module(f"{package}.{name}") for name in names}
 
 
@@ -110,7 +110,7 @@ def run_seed(job: Job, seed: int) -> list[dict]:
 def guard_one_week(job: Job, seed: int) -> list[dict]:
     """Train production, the harmless promotions and a skew bug; replay a week of labels day by day."""
     modules = import_package(job.src, job.package)
-    data, evaluate, guard, train = modules["data"], modules["evaluate"], modules["guard"], modules["train"]
+    data, evaluate, guard, train = modules["data"], modules["gate"], modules["production.guard"], modules["train"]
     synthetic = modules["synthetic"]
     gate_module = modules["gate"]
     settings = modules["config"].Settings()

@@ -53,9 +53,9 @@ CONFIGS = {
 def promote_second(project: Path, registry_root: Path) -> None:
     """(project venv) Train a week-1 model and promote it over the week-0 production model."""
     package = serving.package_of(project)
-    modules = {name: importlib.import_module(f"{package}.{name}") for name in ("train", "sources", "config")}
+    modules = {name: importlib.import_module(f"{package}.{name}") for name in ("train", "data", "config")}
     registry = importlib.import_module(f"{package}.registry").Registry(registry_root)
-    week1 = modules["sources"].prepare(modules["config"].load_settings(), week=1)
+    week1 = modules["data"].prepare(modules["config"].load_settings(), week=1)
     folder, metadata = modules["train"].train(week1.train, week1.holdout, project / "artifacts-live", seed=0)
     registry.register(folder, reason="live cost benchmark: week 1")
     registry.promote(metadata["version"], "production", reason="live cost benchmark: week 1")

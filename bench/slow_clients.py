@@ -335,7 +335,11 @@ def measure_hgb(target: Target, lab: Lab, work: Path, seconds: int) -> dict:
         target.path,
         target.one,
         target.batch,
-        env={**target.env, "MODEL_REGISTRY": str(lab.registries["hgb"])},
+        env={
+            **target.env,
+            "MODEL_REGISTRY": str(lab.registries["hgb"]),
+            "PYTHONPATH": str(serving.hgb_src(lab.project)),
+        },
     )
     with Server(hgb, work) as server:
         server.start()

@@ -389,7 +389,9 @@ def test_valid_inputs_reach_later_steps_through_github_env_checked_and_normalise
     (step,) = [s for n, j, s in check_steps(production_project) if f"{n}:{j}" == "ci.yml:gate"]
     for week, expected in [("08", "8"), ("0", "0"), ("", str(datetime.now(timezone.utc).isocalendar()[1]))]:
         (tmp_path / "github_env").write_text("")
-        done = run_step(production_project, step["run"], {"WEEK": week, "STAGING_PORT": "8080"}, tmp_path / "github_env")
+        done = run_step(
+            production_project, step["run"], {"WEEK": week, "STAGING_PORT": "8080"}, tmp_path / "github_env"
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         assert (tmp_path / "github_env").read_text().splitlines() == [f"WEEK={expected}", "STAGING_PORT=8080"]
 
