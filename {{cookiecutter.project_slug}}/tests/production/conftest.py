@@ -3,9 +3,11 @@
 import uuid
 from datetime import datetime, timezone
 
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from {{ cookiecutter.package_name }}.data import Dataset, read_csv, write_csv
 from {{ cookiecutter.package_name }}.features import FEATURES
 from {{ cookiecutter.package_name }}.production.feedback import label_record, prediction_record, write_jsonl
 from {{ cookiecutter.package_name }}.production.metrics import PREFIX
@@ -21,6 +23,18 @@ def metric():
         return next((s.value for s in samples if s.name == f"{PREFIX}_{name}" and s.labels == labels), None)
 
     return read
+
+
+@pytest.fixture(scope="session")
+def worse_model_dir(tmp_path_factory, data_files):
+    """A version that ranks rows nearly at random: trained on the training rows with their labels shuffled."""
+    from {{ cookiecutter.package_name }}.train import train
+
+    folder = tmp_path_factory.mktemp("shuffled")
+    data = read_csv(data_files[0])
+    write_csv(folder / "train.csv", Dataset(data.X, np.random.default_rng(0).permutation(data.y)))
+    model, _ = train(folder / "train.csv", data_files[1], folder / "artifacts", seed=0)
+    return model
 
 
 @pytest.fixture

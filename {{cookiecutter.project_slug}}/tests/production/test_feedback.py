@@ -51,9 +51,11 @@ def test_the_latest_label_of_a_row_wins(record):
     assert join(predictions, read_labels_of(labels[::-1])).y.tolist() == [0]
 
 
-def test_a_request_id_logged_twice_is_left_out_as_ambiguous(record):
-    labelled = join(read_predictions_of([record, record]), read_labels_of([label_record("req-1", 0, 1, MONDAY)]))
-    assert (len(labelled), labelled.ambiguous) == (0, 2)
+def test_a_repeated_log_line_never_hides_the_first_one_logged(record):
+    later = {**record, "time": MONDAY.replace(hour=11).isoformat(), "score": 0.75}
+    for lines in ([record, later], [later, record], [record, record, later]):
+        labelled = join(read_predictions_of(lines), read_labels_of([label_record("req-1", 0, 1, MONDAY)]))
+        assert (len(labelled), labelled.score.tolist(), labelled.repeated) == (1, [0.25], len(lines) - 1)
 
 
 def test_unlabelled_predictions_and_labels_of_no_prediction_are_counted(record):

@@ -54,6 +54,7 @@ def test_every_scored_row_is_logged_with_the_request_id_it_was_answered_with(reg
     (record,) = logged(app, folder)
     assert list(record) == [
         "request_id",
+        "client_request_id",
         "index",
         "time",
         "model_version",
@@ -85,11 +86,16 @@ def test_batch_rows_are_logged_in_order_with_their_indexes(registry, valid_rows,
     assert [r["score"] for r in records] == response.get_json()[ANSWER]
 
 
-def test_a_safe_x_request_id_is_honoured_echoed_and_logged(registry, valid_row, folder):
+def test_a_client_request_id_is_logged_beside_the_service_id_and_never_becomes_the_join_key(
+    registry, valid_row, folder
+):
     app = make_app(registry, PREDICTION_LOG=str(folder))
-    response = post(app.test_client(), valid_row, **{"X-Request-ID": "txn-2024.06:42_A"})
-    assert response.headers["X-Request-ID"] == "txn-2024.06:42_A"
-    assert [r["request_id"] for r in logged(app, folder)] == ["txn-2024.06:42_A"]
+    client = app.test_client()
+    responses = [post(client, valid_row, **{"X-Request-ID": "txn-2024.06:42_A"}) for _ in range(2)]
+    ids = [r.headers["X-Request-ID"] for r in responses]
+    assert all(GENERATED_ID.fullmatch(i) for i in ids) and ids[0] != ids[1]
+    records = logged(app, folder)
+    assert [(r["request_id"], r["client_request_id"]) for r in records] == [(i, "txn-2024.06:42_A") for i in ids]
 
 
 HOSTILE_IDS = {
@@ -109,7 +115,8 @@ def test_a_hostile_x_request_id_is_replaced_by_a_generated_one(registry, valid_r
     response = post(app.test_client(), valid_row, **{"X-Request-ID": hostile})
     assert response.status_code == 200
     assert GENERATED_ID.fullmatch(response.headers["X-Request-ID"])
-    assert [r["request_id"] for r in logged(app, folder)] == [response.headers["X-Request-ID"]]
+    (record,) = logged(app, folder)
+    assert (record["request_id"], record["client_request_id"]) == (response.headers["X-Request-ID"], None)
 
 
 def test_every_response_carries_a_request_id_and_unscored_requests_log_nothing(registry, folder):

@@ -53,8 +53,9 @@ def test_week_n_labels_arrive_in_iso_week_n_of_the_simulated_year(week):
     assert iso_week(label_time(week)) == ("2025-W52" if week == 0 else f"2026-W{week:02d}")
 
 
-def test_a_replayed_week_gets_one_label_per_scored_row(registry, serve, tmp_path):
-    url = serve(create_app({"REGISTRY": str(registry.root), "RELOAD_INTERVAL": 0}))
+def test_a_replayed_week_gets_one_label_per_scored_row_of_the_service_log(registry, serve, tmp_path):
+    app = create_app({"REGISTRY": str(registry.root), "RELOAD_INTERVAL": 0, "PREDICTION_LOG": str(tmp_path / "log")})
+    url = serve(app)
     path = simulate(url, 3, 300, 0, tmp_path / "feedback", batch=120, say=quiet)
     labels = read_labels(path)
     expected = synthetic_transactions(300, 3, LIVE_SEED_OFFSET)
@@ -63,6 +64,9 @@ def test_a_replayed_week_gets_one_label_per_scored_row(registry, serve, tmp_path
     assert len({label.request_id for label in labels}) == 3
     assert {iso_week(label.time) for label in labels} == {"2026-W03"}
     assert not (tmp_path / "predictions").exists()  # the service keeps the prediction log, unless asked
+    app.extensions["predictions"].log.close()
+    labelled = load(tmp_path / "log", tmp_path / "feedback")  # labelled by the ids the service answered with
+    assert (len(labelled), labelled.unlabelled, labelled.orphans) == (300, 0, 0)
 
 
 def test_the_prediction_log_it_can_write_carries_the_replaced_version_as_shadow(registry, second_model_dir, serve,

@@ -58,7 +58,7 @@ class Labelled:
     week: np.ndarray  # ISO week the label arrived in, e.g. "2026-W03"
     unlabelled: int = 0  # predictions with no label yet
     orphans: int = 0  # labels of no known prediction
-    ambiguous: int = 0  # predictions whose (request id, index) was logged more than once: left out
+    repeated: int = 0  # log lines repeating an earlier (request id, index): left out, the first one is joined
 
     def __len__(self) -> int:
         """Number of labelled rows."""
@@ -73,7 +73,7 @@ class Labelled:
         """One line: how many rows joined, and what was left out."""
         return (
             f"{len(self)} labelled rows; {self.unlabelled} predictions without a label yet, "
-            f"{self.orphans} labels without a prediction, {self.ambiguous} ambiguous predictions left out"
+            f"{self.orphans} labels without a prediction, {self.repeated} repeated log lines left out"
         )
 
 
@@ -92,10 +92,12 @@ def prediction_record(
     score: float,
     shadow_version: str | None = None,
     shadow_score: float | None = None,
+    client_request_id: str | None = None,
 ) -> dict:
     """One line of the prediction log, in the service's format."""
     return {
         "request_id": request_id,
+        "client_request_id": client_request_id,
         "index": index,
         "time": time.astimezone(timezone.utc).isoformat(),
         "model_version": model_version,
@@ -220,18 +222,21 @@ def read_labels(store: Path) -> list[Label]:
 
 
 def join(predictions: list[Prediction], labels: list[Label], features: tuple[Feature, ...] = FEATURES) -> Labelled:
-    """Match each prediction with its label by (request id, index); the latest label of a row wins."""
+    """Match each prediction with its label by (request id, index); the latest label of a row wins.
+
+    The service draws every request id itself, so a key logged twice is a line shipped twice or written by someone
+    else: the first logged (the earliest, then in file order) is the row, and a later one never hides it.
+    """
     latest: dict[tuple[str, int], Label] = {}
     for label in labels:
         key = (label.request_id, label.index)
         if key not in latest or label.time >= latest[key].time:
             latest[key] = label
-    counts: dict[tuple[str, int], int] = {}
-    for prediction in predictions:
-        key = (prediction.request_id, prediction.index)
-        counts[key] = counts.get(key, 0) + 1
-    unique = [p for p in predictions if counts[(p.request_id, p.index)] == 1]
-    matched = [(p, latest[(p.request_id, p.index)]) for p in unique if (p.request_id, p.index) in latest]
+    first: dict[tuple[str, int], Prediction] = {}
+    for prediction in sorted(predictions, key=lambda p: p.time):  # a stable sort: ties stay in file order
+        first.setdefault((prediction.request_id, prediction.index), prediction)
+    unique = list(first.values())
+    matched = [(p, latest[key]) for key, p in first.items() if key in latest]
     names = [feature.name for feature in features]
     try:
         X = np.array([[p.row[name] for name in names] for p, _ in matched], dtype=float).reshape(-1, len(names))
@@ -249,8 +254,8 @@ def join(predictions: list[Prediction], labels: list[Label], features: tuple[Fea
         shadow_version=np.array([p.shadow_version or "" for p, _ in matched], dtype=object),
         week=np.array([weeks[label.time] for _, label in matched], dtype=object),
         unlabelled=len(unique) - len(matched),
-        orphans=len(latest.keys() - {(p.request_id, p.index) for p in predictions}),
-        ambiguous=len(predictions) - len(unique),
+        orphans=len(latest.keys() - first.keys()),
+        repeated=len(predictions) - len(unique),
     )
 
 

@@ -19,7 +19,7 @@ from flask import Flask, g, request
 from .metrics import Metrics, instrument
 from .shadow import Shadow
 
-REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a client's X-Request-ID is kept only when it looks like this
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a client's X-Request-ID is logged only when it looks like this
 CAPACITY = 50_000  # rows waiting for the writer; rows beyond it are dropped (and counted), never waited for
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a log file is closed and a new one begun past this size
 GATHER_SECONDS = 0.05  # after waking, the writer lets rows gather this long: one write per gathering, not per request
@@ -28,9 +28,14 @@ OFF = ("", "off")
 JSON = json.JSONEncoder(separators=(",", ":"))  # one compact encoder: json.dumps with options builds one per call
 
 
-def request_id(header: str | None) -> str:
-    """The client's X-Request-ID when it is a safe token, else a new random one."""
-    return header if header and REQUEST_ID.fullmatch(header) else uuid.uuid4().hex
+def new_request_id() -> str:
+    """The service's own id of a request: 128 random bits, the prediction log's join key (no client can choose it)."""
+    return uuid.uuid4().hex
+
+
+def client_request_id(header: str | None) -> str | None:
+    """The client's X-Request-ID when it is a safe token, else None: logged beside the service's id, never joined on."""
+    return header if header and REQUEST_ID.fullmatch(header) else None
 
 
 def iso_time(seconds: float) -> str:
@@ -42,6 +47,7 @@ class Scored(NamedTuple):
     """One scored request, kept as it is until the writer thread turns it into lines (a tuple: cheap to make)."""
 
     request_id: str
+    client_request_id: str | None
     time: float
     model_version: str
     names: list[str]
@@ -56,6 +62,7 @@ class Scored(NamedTuple):
         for index, (row, score, shadow_score) in enumerate(zip(self.rows, self.scores, shadow, strict=True)):
             record = {
                 "request_id": self.request_id,
+                "client_request_id": self.client_request_id,
                 "index": index,
                 "time": stamp,
                 "model_version": self.model_version,
@@ -231,11 +238,12 @@ class Recorder:
         self.metrics.observe_scores(model.version, scores)
         if self.log is not None:
             now = time.time()
-            self.log.put(Scored(g.request_id, now, model.version, names, rows, scores, shadow_version, shadow_scores))
+            ids = g.request_id, g.client_request_id
+            self.log.put(Scored(*ids, now, model.version, names, rows, scores, shadow_version, shadow_scores))
 
 
 def attach(app: Flask, slot) -> Recorder:
-    """Give every response an X-Request-ID, and set up /metrics, the log and the shadow from the app's config."""
+    """Give every response the service's own X-Request-ID (a label names it); set up /metrics, the log, the shadow."""
     config = app.config
     config.setdefault("PREDICTION_LOG", os.environ.get("PREDICTION_LOG", ""))
     config.setdefault("MODEL_SHADOW", os.environ.get("MODEL_SHADOW", ""))
@@ -251,11 +259,11 @@ def attach(app: Flask, slot) -> Recorder:
 
     @app.before_request
     def assign_request_id() -> None:
-        g.request_id = request_id(request.headers.get("X-Request-ID"))
+        g.request_id, g.client_request_id = new_request_id(), client_request_id(request.headers.get("X-Request-ID"))
 
     @app.after_request
-    def echo_request_id(response):
-        response.headers["X-Request-ID"] = g.get("request_id") or request_id(None)
+    def send_request_id(response):
+        response.headers["X-Request-ID"] = g.get("request_id") or new_request_id()
         return response
 
     recorder = Recorder(log, shadow, metrics)

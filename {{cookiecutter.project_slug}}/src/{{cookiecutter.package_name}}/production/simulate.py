@@ -18,6 +18,7 @@ from ..features import FEATURES, Feature
 from ..registry import Registry, RegistryError
 from ..service import ANSWER
 from .feedback import label_record, prediction_record, write_jsonl
+from .predictions import REQUEST_ID
 
 LIVE_SEED_OFFSET = 30_000  # live traffic is neither the training sample (seed) nor the holdout (seed + 10,000)
 CALENDAR_YEAR = 2026  # the simulated calendar: week N's labels arrive in ISO week N of 2026 (week 0: the week before)
@@ -50,8 +51,11 @@ def request_rows(X: np.ndarray, features: tuple[Feature, ...] = FEATURES) -> lis
     return [{f.name: cast(v) for f, cast, v in zip(features, casts, row, strict=True)} for row in X.tolist()]
 
 
-def post(base_url: str, body: list[dict], request_id: str, timeout: float = 30) -> tuple[int, dict]:
-    """POST a batch to /predict with its X-Request-ID; return the status and the JSON answer."""
+def post(base_url: str, body: list[dict], request_id: str, timeout: float = 30) -> tuple[int, dict, str]:
+    """POST a batch to /predict with its X-Request-ID; return the status, the JSON answer and the id to label by.
+
+    That id is the one the service answered with (its own, which its prediction log records), or the one sent.
+    """
     parts = urlsplit(base_url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
@@ -61,10 +65,12 @@ def post(base_url: str, body: list[dict], request_id: str, timeout: float = 30) 
         text = response.read()
     finally:
         connection.close()
+    answered_id = response.getheader("X-Request-ID") or ""
+    key = answered_id if REQUEST_ID.fullmatch(answered_id) else request_id
     try:
-        return response.status, json.loads(text)
+        return response.status, json.loads(text), key
     except ValueError:
-        return response.status, {"body": text[:200].decode(errors="replace")}
+        return response.status, {"body": text[:200].decode(errors="replace")}, key
 
 
 def replay(base_url: str, rows: list[dict], batch: int, run: str) -> Replay:
@@ -72,11 +78,11 @@ def replay(base_url: str, rows: list[dict], batch: int, run: str) -> Replay:
     answered = Replay()
     for start in range(0, len(rows), batch):  # bounded: one request per batch, no retries
         body, request_id = rows[start : start + batch], f"sim-{run}-{start // batch:05d}"
-        status, answer = post(base_url, body, request_id)
+        status, answer, key = post(base_url, body, request_id)
         scores = answer.get(ANSWER) if isinstance(answer, dict) else None
         if status != 200 or not isinstance(scores, list) or len(scores) != len(body):
             raise SimulationError(f"{base_url} answered request {request_id} with {status}: {str(answer)[:200]}")
-        answered.keys += [(request_id, index) for index in range(len(body))]
+        answered.keys += [(key, index) for index in range(len(body))]
         answered.versions += [str(answer.get("model_version"))] * len(body)
         answered.scores += [float(score) for score in scores]
         answered.requests += 1
