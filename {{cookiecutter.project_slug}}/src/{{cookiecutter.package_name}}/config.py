@@ -54,6 +54,7 @@ class Settings:
     predictions: Path = Path("predictions")  # the service's prediction log: a folder of JSON Lines files
     feedback: Path = Path("feedback")  # labels that arrive later: a folder of JSON Lines files
     guard_min_rows: int = 5_000  # labelled live rows the guard waits for before it decides
+    guard_watch_days: int = 30  # days the guard keeps judging a production model after confirming it
     gate: GateSettings = field(default_factory=GateSettings)
     data: DataSettings = field(default_factory=DataSettings)
 
@@ -73,6 +74,7 @@ LIMITS = {
     "source": (lambda v: v in SOURCES, 'one of "synthetic", "csv" or "csv-pair"'),
     "holdout_fraction": (lambda v: 0 < v < 1, "above 0 and below 1"),
     "guard_min_rows": (lambda v: v >= 100, "at least 100"),
+    "guard_watch_days": (lambda v: 0 <= v <= 3650, "from 0 to 3650"),
 }
 
 

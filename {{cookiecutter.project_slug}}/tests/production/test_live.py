@@ -29,10 +29,10 @@ def test_only_the_production_models_alerts_advise_a_retrain(registry, own_model_
     write_live("unknown-version", y, rng.random(len(y)), X=labelled.X)
     stores = write_live(production, y, y * 0.5 + 0.25, X=labelled.X)
     report = live_report(registry, load(*stores), SETTINGS)
-    assert [(c.version, c.period, bool(c.alerts)) for c in report.checks] == [
+    assert {(c.version, c.period, bool(c.alerts)) for c in report.checks} == {  # versions of one second: any order
         (production, "2026-W02", False),
         (other, "2026-W02", True),
-    ]
+    }
     assert report.alerts == [] and report.lines()[-1] == "OK: no retrain needed"
     assert any(note.startswith(f"left out {len(y)} rows of unknown-version") for note in report.notes)
 

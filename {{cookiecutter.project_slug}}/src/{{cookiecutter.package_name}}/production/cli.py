@@ -76,7 +76,8 @@ def cmd_guard(settings: Settings, args: argparse.Namespace) -> int:
 
     registry = Registry(settings.registry)
     min_rows = args.min_rows or settings.guard_min_rows
-    result = guard.run_guard(registry, load(*stores(settings, args)), settings.gate, min_rows)
+    labelled = load(*stores(settings, args))
+    result = guard.run_guard(registry, labelled, settings.gate, min_rows, settings.guard_watch_days)
     guard.act(registry, result, rollback=not args.no_rollback)
     print(guard.write_outputs(result, Path(args.out)).read_text(), end="")
     return result.exit_code

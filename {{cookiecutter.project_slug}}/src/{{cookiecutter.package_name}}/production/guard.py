@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 
 from ..config import GateSettings
 from ..gate import AucComparison, compare_aucs
-from ..registry import Registry
+from ..registry import Registry, RegistryError
 from .feedback import Labelled
 
-# 0: production confirmed (or nothing to guard); 1: rolled back (or, with act=False, must be); 3: waiting for labels
-EXIT_CODES = {"confirm": 0, "idle": 0, "rollback": 1, "wait": 3}
+# 0: production confirmed, still watched after its confirmation, or nothing to guard; 1: rolled back (or, with
+# act=False, must be); 3: waiting for labels
+EXIT_CODES = {"confirm": 0, "watch": 0, "idle": 0, "rollback": 1, "wait": 3}
 
 
 @dataclass
 class GuardResult:
     """What the guard decided about the latest promotion, why, and the live numbers behind it."""
 
-    decision: str  # "rollback", "confirm", "wait" or "idle" (nothing to guard)
+    decision: str  # "rollback", "confirm", "wait", "watch" (confirmed before, still not worse) or "idle"
     reasons: list[str]
     settings: GateSettings
     min_rows: int
@@ -30,6 +32,7 @@ class GuardResult:
     rows: int = 0
     positives: int = 0
     comparison: AucComparison | None = None  # production (candidate) against the version it replaced (baseline)
+    confirmed: str | None = None  # when this promotion was confirmed, while the guard still watches it
     acted: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -62,22 +65,39 @@ class GuardResult:
         return {**asdict(self), "upper_bound": self.upper_bound, "evidence": evidence, "exit_code": self.exit_code}
 
 
-def guarded(registry: Registry) -> tuple[str | None, str | None, str]:
-    """(production, the version it replaced, "") to guard, or (production, None, why there is nothing to guard)."""
-    production = registry.current("production")
+def guarded(registry: Registry, watch_days: int, now: datetime) -> tuple[str | None, str | None, str | None, str]:
+    """(production, the version it replaced, its confirmation's time or None, "") to guard, or (..., None, why not).
+
+    A confirmation is not final: the guard goes on judging the promotion for ``watch_days`` days after it.
+    """
+    production, confirmed = registry.current("production"), None
     for entry in reversed(registry.history()):
         if entry["stage"] != "production" or (entry["action"] == "promote" and entry["from"] == entry["to"]):
             continue
         if entry["to"] != production:
-            return production, None, f"production {production} is not where the history's last move left it"
+            return production, None, None, f"production {production} is not where the history's last move left it"
         if entry["action"] == "confirm":
-            return production, None, f"production {production} was already confirmed on {entry['time']}"
+            confirmed = entry["time"]  # read backwards: the last one kept is this promotion's first confirmation
+            continue
         if entry["action"] == "rollback":
-            return production, None, f"production {production} was restored by a rollback: nothing to guard"
+            return production, None, None, f"production {production} was restored by a rollback: nothing to guard"
         if entry["action"] == "promote" and entry["from"]:
-            return production, entry["from"], ""
+            if confirmed and now >= watched_until(confirmed, watch_days):
+                end = watched_until(confirmed, watch_days).isoformat()
+                return production, None, None, f"production {production} was confirmed on {confirmed}, watched to {end}"
+            return production, entry["from"], confirmed, ""
         break
-    return production, None, f"production {production or '(none)'} replaced no earlier version: nothing to guard"
+    return production, None, None, f"production {production or '(none)'} replaced no earlier version: nothing to guard"
+
+
+def watched_until(confirmed: str, watch_days: int) -> datetime:
+    """The end of the watch that follows a confirmation recorded at ``confirmed`` (an ISO time of the history)."""
+    try:
+        moment = datetime.fromisoformat(confirmed)
+    except (TypeError, ValueError):
+        shown = str(confirmed)[:40]
+        raise RegistryError(f"a confirmation in the registry's history has no ISO time: {shown!r}") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)) + timedelta(days=watch_days)
 
 
 def decide(
@@ -99,10 +119,19 @@ def decide(
     return "wait", comparison, f"not yet sure either way at {level} confidence: the interval still straddles -{margin}"
 
 
-def run_guard(registry: Registry, labelled: Labelled, settings: GateSettings, min_rows: int) -> GuardResult:
+def run_guard(
+    registry: Registry,
+    labelled: Labelled,
+    settings: GateSettings,
+    min_rows: int,
+    watch_days: int = 30,
+    now: datetime | None = None,
+) -> GuardResult:
     """Decide about the latest promotion from the live rows both models scored; change nothing."""
-    production, replaced, idle = guarded(registry)
-    result = GuardResult("idle", [idle], settings, min_rows, production, replaced, notes=[labelled.summary()])
+    now = now or datetime.now(timezone.utc)
+    production, replaced, confirmed, idle = guarded(registry, watch_days, now)
+    result = GuardResult("idle", [idle], settings, min_rows, production, replaced, confirmed=confirmed)
+    result.notes = [labelled.summary()]
     if replaced is None:
         return result
     both = (labelled.model_version == production) & (labelled.shadow_version == replaced)
@@ -117,11 +146,15 @@ def run_guard(registry: Registry, labelled: Labelled, settings: GateSettings, mi
             result.reasons.append("serve with --shadow previous, so that the service scores each row with both")
         else:
             result.reasons.append(f"no label has arrived yet for a row {production} scored")
+    if confirmed:
+        result.decision = "watch" if result.decision == "confirm" else result.decision
+        end = watched_until(confirmed, watch_days).isoformat()
+        result.reasons.append(f"confirmed on {confirmed}; watched until {end} (guard_watch_days = {watch_days})")
     return result
 
 
 def act(registry: Registry, result: GuardResult, rollback: bool = True) -> GuardResult:
-    """Carry the decision out: roll back to the replaced version, or record the confirmation in the history."""
+    """Carry the decision out: roll back to the replaced version, or record a first confirmation in the history."""
     if result.decision == "rollback" and rollback:
         registry.rollback(to=result.replaced, reason=result.evidence())
         result.acted = True
@@ -134,7 +167,7 @@ def act(registry: Registry, result: GuardResult, rollback: bool = True) -> Guard
 def render_report(result: GuardResult) -> str:
     """The Markdown report: decision, both models' live AUC, the difference and its bounds."""
     title = {"rollback": "ROLLED BACK" if result.acted else "ROLLBACK NEEDED", "confirm": "CONFIRMED"}
-    title.update(wait="WAITING", idle="NOTHING TO GUARD")
+    title.update(wait="WAITING", watch="WATCHING", idle="NOTHING TO GUARD")
     lines = [f"## Guard: {title[result.decision]}"]
     lines += ["", *(f"- {reason}" for reason in result.reasons)]
     c = result.comparison
