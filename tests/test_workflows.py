@@ -131,7 +131,7 @@ def test_only_the_jobs_that_push_the_registry_branch_may_write_contents(producti
         for name, job_id, job in jobs(production_project)
         if (job.get("permissions") or {}).get("contents") == "write"
     }
-    assert writers == {"cd.yml:production", "rollback.yml:rollback", "retrain.yml:retrain", "monitor.yml:guard"}
+    assert writers == {"cd.yml:production", "rollback.yml:rollback", "retrain.yml:retrain", "monitor.yml:confirm"}
 
 
 def test_only_the_gate_job_may_write_pull_requests(production_project):
@@ -180,20 +180,30 @@ def test_registry_writers_share_one_queued_concurrency_group_that_never_cancels(
     assert writers == {
         "cd.yml:production": {"group": "model-registry", **queued},
         "rollback.yml:rollback": {"group": "model-registry", **queued},
+        "monitor.yml:confirm": {"group": "model-registry", **queued},
     }
     # deploys queue behind each other; a rollback waits only for the registry, not for a deploy's approval
     assert workflow(production_project, "cd.yml")["concurrency"] == {"group": "deploy-${{ github.ref }}", **queued}
     assert "concurrency" not in workflow(production_project, "rollback.yml")
 
 
-def test_the_daily_guard_writes_the_registry_inside_its_queue_and_waits_for_no_reviewer(production_project):
+def test_the_daily_guard_writes_the_registry_only_through_the_production_environment(production_project):
     monitor = workflow(production_project, "monitor.yml")
     assert monitor[True]["schedule"] == [{"cron": "41 6 * * *"}]  # `on:` reads as True in YAML 1.1
-    guard = monitor["jobs"]["guard"]
-    assert guard["concurrency"] == {"group": "model-registry", "cancel-in-progress": False, "queue": "max"}
-    assert "environment" not in guard  # rollback.yml, which it starts, runs in the production environment
+    guard, confirm = monitor["jobs"]["guard"], monitor["jobs"]["confirm"]
+    assert guard["permissions"] == {"contents": "read", "actions": "write"}  # starts rollback.yml, itself gated
+    assert "environment" not in guard and "concurrency" not in guard
+    assert not any("registry-branch.sh push" in step.get("run", "") for step in guard["steps"])
+    assert (confirm["environment"], confirm["needs"]) == ("production", "guard")
+    assert confirm["if"] == "needs.guard.outputs.decision == 'confirm'"
+    runs = [step.get("run", "") for step in confirm["steps"]]
+    guard_again = next(i for i, run in enumerate(runs) if '"$CLI" guard' in run)
+    pushes = [i for i, run in enumerate(runs) if "registry-branch.sh push" in run]
+    assert len(pushes) == 1 and guard_again < pushes[0]  # judged again once approved, under the registry lock
+    assert confirm["steps"][pushes[0]]["if"] == "steps.guard.outputs.decision == 'confirm'"
     assert {job: spec["permissions"].get("actions") for job, spec in monitor["jobs"].items()} == {
         "guard": "write",  # starts rollback.yml
+        "confirm": None,
         "monitor": "write",  # starts retrain.yml
         "report": None,
     }
@@ -337,6 +347,7 @@ def test_each_job_that_reads_inputs_or_variables_checks_them_first(production_pr
         "ci.yml:gate": ["WEEK", "STAGING_PORT"],
         "rollback.yml:rollback": ["VERSION", "REASON", "IMAGE_REGISTRY"],
         "monitor.yml:guard": ["FEEDBACK_BRANCH"],
+        "monitor.yml:confirm": ["FEEDBACK_BRANCH"],
         "monitor.yml:monitor": ["FEEDBACK_BRANCH"],
     }
     for name, job_id, job in jobs(production_project):
