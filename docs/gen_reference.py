@@ -69,6 +69,8 @@ CONFIG_HELP = {
     "feedback": "Folder of the labels (`*.jsonl`) that `simulate` writes and `monitor` and `guard` read.",
     "guard_min_rows": "Labelled live rows, scored by production and by the version it replaced, that `guard` "
     "waits for before it decides.",
+    "guard_watch_days": "Days after a confirmation during which `guard` keeps judging the same promotion, and "
+    "rolls it back if later labels show it worse (0: a confirmation is final).",
     "gate.min_auc": "Floor: the gate blocks any candidate whose holdout AUC is below it.",
     "gate.max_auc_drop": "Non-inferiority margin: the gate blocks when the one-sided lower confidence bound "
     "of AUC(candidate) - AUC(production) is at or below `-max_auc_drop`.",

@@ -32,5 +32,6 @@ class Settings:
     predictions: Path = Path("predictions")  # the service's prediction log: a folder of JSON Lines files
     feedback: Path = Path("feedback")  # labels that arrive later: a folder of JSON Lines files
     guard_min_rows: int = 5_000  # labelled live rows the guard waits for before it decides
+    guard_watch_days: int = 30  # days the guard keeps judging a production model after confirming it
     gate: GateSettings = field(default_factory=GateSettings)
     data: DataSettings = field(default_factory=DataSettings)
