@@ -48,7 +48,7 @@ CONFIG_HELP = {
     "registry": "Folder of the model registry: `models/`, `stages/`, `history.jsonl`. "
     "The environment variable `MODEL_REGISTRY` overrides it.",
     "data_dir": "Where the data source writes the files it trains and gates on: `week-NN/` for the synthetic "
-    "example (`data --week N`), `split/` for a `csv` source split in two.",
+    "example (`train --week N` writes one), `split/` for a `csv` source split in two.",
     "artifacts": "Where `train` writes each model folder (`model.skops`, `metadata.json`, `metrics.json`, "
     "`manifest.json`, and the gate's `gate.json`, `report.md`, `roc.png`).",
     "predictions": "Folder of the prediction log when `serve` runs the production service and "
@@ -128,7 +128,7 @@ def describe(cls, prefix):
 
 # a model in production, deployed with the CLI, so that /openapi.json describes a served model
 with contextlib.redirect_stdout(io.StringIO()):
-    assert main(["data"]) == 0 and main(["train"]) == 0
+    assert main(["train"]) == 0
     (folder,) = Path("artifacts").iterdir()
     assert main(["register", str(folder)]) == 0 and main(["promote", folder.name]) == 0
 client = create_app({{"REGISTRY": "registry"}}).test_client()

@@ -1,6 +1,6 @@
 # ----------------------------------------------------------------------------
 # EDIT HERE: the estimator. Any scikit-learn classifier with predict_proba works;
-# list its classes in TRUSTED_TYPES (trust.py): tests/test_artifact.py names them.
+# model files may then hold what it holds once fitted (artifact.py derives the allow-list).
 # ----------------------------------------------------------------------------
 def build_model(seed: int = 0) -> Pipeline:
     """Return the untrained model: scaling, then logistic regression."""

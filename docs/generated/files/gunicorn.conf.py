@@ -1,11 +1,14 @@
-"""Gunicorn settings for production: `fraud-detector serve` and the Dockerfile both use them."""
+"""Gunicorn settings for production: `fraud-detector serve` and the Dockerfile both use them.
+
+gunicorn reads ./gunicorn.conf.py by default; `serve` passes it by its path.
+"""
 
 import json
 import os
 
 from gunicorn import util
 
-from .config import layers
+from fraud_detector.config import layers
 
 # one native thread per worker: OpenMP/BLAS pools in every worker would oversubscribe the cores (a gradient-
 # boosting model answered 10 to 60 requests/s on 2 cores without this, about 2,900 with it); set here, in the

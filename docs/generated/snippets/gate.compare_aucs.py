@@ -3,12 +3,11 @@ def compare_aucs(
 ) -> AucComparison:
     """Paired DeLong comparison; ``lower_bound`` is the one-sided bound of AUC(candidate) - AUC(baseline)."""
     aucs, covariance = delong(y_true, np.vstack([candidate, baseline]))
-    variance = covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1]
-    std_error = math.sqrt(max(variance, 0.0))
     difference = float(aucs[0] - aucs[1])
+    std_error = math.sqrt(max(covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1], 0.0))
     return AucComparison(
-        candidate=_interval(aucs[0], covariance[0, 0], y_true, confidence),
-        baseline=_interval(aucs[1], covariance[1, 1], y_true, confidence),
+        candidate=_estimate(aucs[0], covariance[0, 0], y_true, confidence),
+        baseline=_estimate(aucs[1], covariance[1, 1], y_true, confidence),
         difference=difference,
         std_error=std_error,
         lower_bound=difference - stats.norm.ppf(confidence) * std_error,
