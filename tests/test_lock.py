@@ -67,7 +67,9 @@ def test_every_install_path_refuses_a_pyproject_that_the_lock_does_not_match(che
     pyproject = project / "pyproject.toml"
     # a changed floor: the lock no longer matches, and uv tells from its cache alone, which checked_project's install
     # filled (offline: seconds; online, each command revalidated the index for 5 s)
-    pyproject.write_text(pyproject.read_text().replace('    "flask>=3.0",\n', '    "flask>=3.0.1",\n'))
+    changed = pyproject.read_text().replace('    "flask>=3.1.1",\n', '    "flask>=3.1",\n')
+    assert changed != pyproject.read_text()
+    pyproject.write_text(changed)
     commands = install_commands(project)
     assert len(commands) >= 8, commands  # README, ci.yml x3, cd.yml x3, rollback.yml, Dockerfile, tox
     # one online resolution puts the index's answers in uv's cache, whatever the tests before this one installed

@@ -431,6 +431,23 @@ def test_the_gate_is_undecided_when_it_cannot_score_and_its_report_says_why(
     assert not (tmp_path / "out" / "roc.png").exists()
 
 
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("<img src=x onerror=alert(1)>", "\\<img src=x onerror=alert(1)\\>"),
+        ("[click](https://example.com)", "\\[click\\](https://example.com)"),
+        ("a | b\n## heading", "a \\| b ## heading"),
+        ("`code` and \\", "\\`code\\` and \\\\"),
+        ("max_auc_drop = 0.01 (95% lower bound -0.0186)", "max_auc_drop = 0.01 (95% lower bound -0.0186)"),
+    ],
+    ids=["html", "link", "table-cell-and-line", "code-span", "plain-words-unchanged"],
+)
+def test_a_value_written_into_a_report_is_literal_markdown(text, shown, gate_settings):
+    assert gate.literal(text) == shown
+    result = gate.GateResult("undecided", [f"could not decide: {text}"], gate_settings)
+    assert f"- could not decide: {shown}\n" in gate.render_report(result)
+
+
 def test_write_outputs_writes_the_decision_the_report_and_the_roc_plot(
     tmp_path, misjoined_model, reference_model, data_files, gate_settings
 ):

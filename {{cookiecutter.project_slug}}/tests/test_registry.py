@@ -341,6 +341,14 @@ def test_a_stage_pointer_that_is_not_a_version_in_models_is_refused(registry, po
         registry.current("production")
 
 
+def test_a_linked_stage_pointer_is_refused_without_showing_its_target(registry, tmp_path):
+    (tmp_path / "secret.txt").write_text("password=hunter2\n")
+    (registry.stages / "production").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(RegistryError, match="is a symbolic link") as error:
+        registry.current("production")
+    assert "hunter2" not in str(error.value)
+
+
 def test_repair_removes_the_temp_files_a_killed_promotion_or_registration_left(registry):
     registry.promote("v1", "production")
     # what kill -9 leaves: atomic_write's temp pointer, register's half-copied folder

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -303,12 +304,17 @@ def write_outputs(result: GateResult, out_dir: Path) -> Path:
     return report
 
 
+def literal(text: object) -> str:
+    """``text`` for a Markdown report: one line, and no HTML, link, image, code span or table cell made from it."""
+    return re.sub(r"([<>\[\]|`\\])", r"\\\1", " ".join(str(text).split()))
+
+
 def render_report(result: GateResult, plot: str | None = None) -> str:
     """The Markdown report CI puts in the job summary and the pull-request comment."""
     lines = [f"## AUC gate: {VERDICTS[result.decision]}", ""]
     # what the holdout cannot show comes before the decision it weakens
-    lines += [f"> **Warning:** {warning}\n" for warning in result.warnings]
-    lines += [f"- {reason}" for reason in result.reasons] or ["- every rule holds"]
+    lines += [f"> **Warning:** {literal(warning)}\n" for warning in result.warnings]
+    lines += [f"- {literal(reason)}" for reason in result.reasons] or ["- every rule holds"]
     if result.candidate:
         c, d = result.candidate, result.comparison
         rows = [("candidate", result.candidate_version, c)]
@@ -316,7 +322,8 @@ def render_report(result: GateResult, plot: str | None = None) -> str:
             rows.append((result.baseline, result.production_version, d.baseline))
         lines += ["", f"| model | version | AUC | {c.confidence:.0%} CI |", "|---|---|---|---|"]
         lines += [
-            f"| {name} | {version} | {e.auc:.4f} | {e.ci_low:.4f} to {e.ci_high:.4f} |" for name, version, e in rows
+            f"| {name} | {literal(version)} | {e.auc:.4f} | {e.ci_low:.4f} to {e.ci_high:.4f} |"
+            for name, version, e in rows
         ]
         if d:
             lines += [
@@ -324,10 +331,10 @@ def render_report(result: GateResult, plot: str | None = None) -> str:
                 f"Difference {d.difference:+.4f}, one-sided {d.confidence:.0%} lower bound {d.lower_bound:+.4f}",
             ]
         if result.note:
-            lines += ["", result.note]
+            lines += ["", literal(result.note)]
         lines.append(f"Holdout: {c.positives + c.negatives} rows, {c.positives} positives.")
         if result.scored_by != "the model file":
-            lines.append(f"Candidate scores: as {result.scored_by} answered them.")
+            lines.append(f"Candidate scores: as {literal(result.scored_by)} answered them.")
     lines.append(f"Thresholds: min_auc = {result.settings.min_auc}, max_auc_drop = {result.settings.max_auc_drop}.")
     if plot:
         lines += ["", f"![ROC curves]({plot})"]

@@ -14,7 +14,7 @@ from . import artifact
 from .config import Settings
 from .data import read_csv
 from .features import FEATURES, Feature
-from .gate import AucEstimate, auc_estimate
+from .gate import AucEstimate, auc_estimate, literal
 
 # below this many rows a week's PSI is mostly sampling noise (about (bins - 1) / rows = 0.02 at 500), not drift
 MIN_DRIFT_ROWS = 500
@@ -142,11 +142,12 @@ def offline_report(folder: Path, period: str, data_csv: Path, settings: Settings
 def render_report(report: MonitorReport, plot: str | None = None) -> str:
     """The Markdown report CI puts in the job summary and the alert issue."""
     verdict = "retrain advised" if report.alerts else "no retrain needed"
-    lines = [f"## Monitor: {verdict}", "", f"Production: `{report.production or '(none)'}`", ""]
-    lines += [f"- ALERT: {alert}" for alert in report.alerts] or ["- every check of production holds"]
+    lines = [f"## Monitor: {verdict}", "", f"Production: `{literal(report.production or '(none)')}`", ""]
+    lines += [f"- ALERT: {literal(alert)}" for alert in report.alerts] or ["- every check of production holds"]
     lines += ["", "| " + " | ".join((*COLUMNS, "status")) + " |", "|---" * 9 + "|"]
-    lines += ["| " + " | ".join(map(str, (*c.cells(), "; ".join(c.alerts) or "ok"))) + " |" for c in report.checks]
-    lines += ["", *(f"{note}." for note in report.notes)]
+    cells = ((*c.cells(), "; ".join(c.alerts) or "ok") for c in report.checks)
+    lines += ["| " + " | ".join(map(literal, row)) + " |" for row in cells]
+    lines += ["", *(f"{literal(note)}." for note in report.notes)]
     if plot:
         lines += ["", f"![Live AUC by week]({plot})"]
     return "\n".join(lines) + "\n"

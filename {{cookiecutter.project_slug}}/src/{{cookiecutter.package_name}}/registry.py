@@ -72,6 +72,8 @@ class Registry:
         if stage not in STAGES:
             raise RegistryError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
         pointer = self.stages / stage
+        if pointer.is_symlink():  # never its target's text in a message
+            raise RegistryError(f"{pointer} is a symbolic link: a stage pointer is a file of the registry")
         try:
             with pointer.open("rb") as file:
                 text = file.read(POINTER_BYTES + 1).decode(errors="replace").strip()

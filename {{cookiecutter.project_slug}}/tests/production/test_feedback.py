@@ -92,10 +92,12 @@ def test_a_torn_last_line_is_a_write_under_way_and_skipped(tmp_path, record):
         ({"row": [1, 2]}, "row must be an object of numbers"),
         ({"row": {"amount": "3"}}, "row must be an object of numbers"),
         ({"shadow_score": None}, "shadow_version and shadow_score must both be set or both be null"),
-        ({"model_version": None}, "model_version must be a non-empty string"),
+        ({"model_version": None}, "model_version must be a model version name"),
+        ({"model_version": "<img src=x onerror=alert(1)>"}, "model_version must be a model version name"),
+        ({"shadow_version": "[click](https://example.com)"}, "shadow_version must be a model version name"),
     ],
     ids=["score above 1", "NaN score", "boolean score", "empty id", "negative index", "bad time", "row", "text value",
-         "half shadow", "no version"],
+         "half shadow", "no version", "version as HTML", "shadow version as a link"],
 )  # fmt: skip
 def test_a_bad_prediction_record_is_one_line_naming_file_and_line(tmp_path, record, change, message):
     lines = [json.dumps(record), json.dumps({**record, **change}), json.dumps(record)]
@@ -104,6 +106,16 @@ def test_a_bad_prediction_record_is_one_line_naming_file_and_line(tmp_path, reco
         read_predictions(tmp_path)
     assert str(error.value).startswith(f"{tmp_path / 'log.jsonl'}, line 2: {message}")
     assert "\n" not in str(error.value)
+
+
+def test_a_linked_log_file_is_refused_without_showing_its_target(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("password=hunter2\n")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "log.jsonl").symlink_to(secret)
+    with pytest.raises(FeedbackError, match="is a symbolic link") as error:
+        read_predictions(tmp_path / "store")
+    assert "hunter2" not in str(error.value)
 
 
 @pytest.mark.parametrize(

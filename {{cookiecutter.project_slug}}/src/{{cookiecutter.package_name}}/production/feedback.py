@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..artifact import VERSION_NAME
 from ..features import FEATURES, Feature
 
 
@@ -126,6 +127,8 @@ def _lines(store: Path) -> Iterator[tuple[str, dict]]:
     """Yield (where, record) for every line of a JSON Lines file, or of every *.jsonl file in a folder."""
     files = sorted(store.glob("*.jsonl")) if store.is_dir() else [store] if store.is_file() else []
     for path in files:
+        if path.is_symlink():  # its target's text would reach the messages below
+            raise FeedbackError(f"{path} is a symbolic link: the store holds JSON Lines files only")
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
@@ -152,6 +155,8 @@ def _field(record: dict, key: str, where: str, kind: str, optional: bool = False
         return None
     if kind == "text" and isinstance(value, str) and value:
         return value
+    if kind == "version" and isinstance(value, str) and VERSION_NAME.fullmatch(value):
+        return value
     if kind == "index" and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     if kind == "label" and value in (0, 1) and not isinstance(value, bool):
@@ -168,6 +173,7 @@ def _field(record: dict, key: str, where: str, kind: str, optional: bool = False
             return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
     wanted = {
         "text": "a non-empty string",
+        "version": "a model version name (letters, digits, . _ -)",
         "index": "a whole number >= 0",
         "label": "0 or 1",
         "probability": "a number from 0 to 1",
@@ -188,7 +194,7 @@ def read_predictions(store: Path) -> list[Prediction]:
         row = record.get("row")
         if not (isinstance(row, dict) and all(type(value) in (int, float, bool) for value in row.values())):
             _fail(where, f"row must be an object of numbers, got {str(row)[:80]}")
-        shadow_version = _field(record, "shadow_version", where, "text", optional=True)
+        shadow_version = _field(record, "shadow_version", where, "version", optional=True)
         shadow_score = _field(record, "shadow_score", where, "probability", optional=True)
         if (shadow_version is None) != (shadow_score is None):
             _fail(where, "shadow_version and shadow_score must both be set or both be null")
@@ -197,7 +203,7 @@ def read_predictions(store: Path) -> list[Prediction]:
                 request_id=_field(record, "request_id", where, "text"),
                 index=_field(record, "index", where, "index"),
                 time=_field(record, "time", where, "time"),
-                model_version=_field(record, "model_version", where, "text"),
+                model_version=_field(record, "model_version", where, "version"),
                 row=row,
                 score=_field(record, "score", where, "probability"),
                 shadow_version=shadow_version,

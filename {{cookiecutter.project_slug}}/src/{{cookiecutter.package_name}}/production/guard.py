@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import GateSettings
-from ..gate import AucComparison, compare_aucs
+from ..gate import AucComparison, compare_aucs, literal
 from ..registry import Registry, RegistryError
 from .feedback import Labelled
 
@@ -169,13 +169,13 @@ def render_report(result: GuardResult) -> str:
     title = {"rollback": "ROLLED BACK" if result.acted else "ROLLBACK NEEDED", "confirm": "CONFIRMED"}
     title.update(wait="WAITING", watch="WATCHING", idle="NOTHING TO GUARD")
     lines = [f"## Guard: {title[result.decision]}"]
-    lines += ["", *(f"- {reason}" for reason in result.reasons)]
+    lines += ["", *(f"- {literal(reason)}" for reason in result.reasons)]
     c = result.comparison
     if c is not None:
         lines += ["", f"| model | version | live AUC | {c.confidence:.0%} CI |", "|---|---|---|---|"]
         rows = (("production", result.production, c.candidate), ("replaced", result.replaced, c.baseline))
         for role, version, e in rows:
-            lines.append(f"| {role} | {version} | {e.auc:.4f} | {e.ci_low:.4f} to {e.ci_high:.4f} |")
+            lines.append(f"| {role} | {literal(version)} | {e.auc:.4f} | {e.ci_low:.4f} to {e.ci_high:.4f} |")
         lines += [
             "",
             f"Difference {c.difference:+.4f}; one-sided {c.confidence:.0%} bounds {c.lower_bound:+.4f} (lower) and "
@@ -187,7 +187,7 @@ def render_report(result: GuardResult) -> str:
         done = "was rolled back" if result.acted else "must roll back"
         lines.append(f"Production {done} to {result.replaced}.")
     lines.append(f"Thresholds: max_auc_drop = {result.settings.max_auc_drop}, min_rows = {result.min_rows}.")
-    lines += [f"Live data: {note}." for note in result.notes]
+    lines += [f"Live data: {literal(note)}." for note in result.notes]
     return "\n".join(lines) + "\n"
 
 
