@@ -362,11 +362,11 @@ def update_tutorial(outputs: list[tuple[Block, str]]) -> None:
 def test_tutorial_runs_in_order_from_the_quickstart_and_prints_what_it_shows(quickstart_project, tmp_path, update_docs):
     project, python, home = quickstart_project
     venv_bin = python.parent
-    # bisect builds each commit's locked environment with uv (the README installs uv first), in this test's cache
-    uv_bin = str(Path(gen_reference.find_uv()).parent)
+    # nothing on PATH but the project's venv, as the reader's shell after `source .venv/bin/activate`: bisect finds
+    # uv in that venv (the test extra), and builds each commit's locked environment in this test's cache
     env = without_git_identity(
         home,
-        PATH=os.pathsep.join([str(venv_bin), uv_bin, clean_env()["PATH"]]),
+        PATH=os.pathsep.join([str(venv_bin), clean_env()["PATH"]]),
         VIRTUAL_ENV=str(venv_bin.parent),
         XDG_CACHE_HOME=str(tmp_path / "cache"),
         COLUMNS="100",  # --help wraps at the terminal's width

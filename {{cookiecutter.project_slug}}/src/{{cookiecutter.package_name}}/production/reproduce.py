@@ -79,12 +79,15 @@ def environments() -> Path:
 
 
 def uv() -> list[str]:
-    """The uv command: on PATH, else the uv package of this interpreter."""
+    """The uv command: on PATH, else the uv package of this interpreter (the project's test extra installs it)."""
     if found := shutil.which("uv"):
         return [found]
     if importlib.util.find_spec("uv"):
         return [sys.executable, "-m", "uv"]
-    raise ReproduceError("reproduce and bisect build environments with uv: install it (pip install uv)")
+    raise ReproduceError(
+        "reproduce and bisect build environments with uv: install the project with its test extra "
+        "(uv sync --locked --extra test), or put uv on PATH"
+    )
 
 
 def environment(tree: Path, version: str) -> Path:
@@ -107,7 +110,7 @@ def environment(tree: Path, version: str) -> Path:
 
 def train_at(tree: Path, python: Path, train_csv: Path, holdout_csv: Path, seed: int) -> Path:
     """Train with the tree's own code and command in its environment; return the new model folder."""
-    command = [str(python), "-m", PACKAGE, "train", "--seed", str(seed)]
+    command = [str(python), "-m", f"{PACKAGE}.cli", "train", "--seed", str(seed)]  # every commit's cli.py runs so
     command += ["--train", str(train_csv.resolve()), "--holdout", str(holdout_csv.resolve())]
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
     done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
