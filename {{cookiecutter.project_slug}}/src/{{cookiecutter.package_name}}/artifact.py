@@ -52,9 +52,9 @@ LOADING = threading.Lock()
 # ----------------------------------------------------------------------------
 TRUSTED_TYPES: tuple[str, ...] = ()
 
-# the skops loaders that build the class or function their node names (others build a fixed type whatever the node
-# says: a partial, a masked array, a sparse matrix): a name of TRUSTED_TYPES loads through these only
-NAMED_LOADERS = ("ObjectNode", "TypeNode", "FunctionNode")
+# the skops loaders that build the class, function or method their node names (others build a fixed type whatever
+# the node says: a partial, a masked array, a sparse matrix): a name of TRUSTED_TYPES loads through these only
+NAMED_LOADERS = ("ObjectNode", "TypeNode", "FunctionNode", "MethodNode")
 
 
 class ArtifactError(Exception):
