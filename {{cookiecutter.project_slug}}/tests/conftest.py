@@ -21,7 +21,7 @@ from {{ cookiecutter.package_name }}.registry import Registry
 # train and create_app are imported in the fixtures that use them: pytest-xdist's controller process loads this file
 # too but runs no test, and so it starts without scikit-learn and the service's request models, about a second sooner
 PROJECT = Path(__file__).resolve().parents[1]
-# rows per file when the source is the synthetic example: a fast suite, yet about 120 frauds for a stable AUC
+# rows per file when the source is the synthetic example: a fast suite, yet about 120 positives for a stable AUC
 SYNTHETIC_ROWS = 4_000
 
 

@@ -209,7 +209,7 @@ def test_min_detectable_drop_errs_on_the_side_of_warning_for_normal_scores():
     assert simulated < gate.min_detectable_drop(0.9, 30, 150, correlation=correlation) < 1.5 * simulated
 
 
-def test_the_published_numbers_of_the_tutorials_holdout_and_of_the_examples_fraud_rate():
+def test_the_published_numbers_of_the_tutorials_holdout_and_of_the_examples_positive_rate():
     # the tutorial's holdout: 20,000 rows, 583 positives, production's AUC 0.8921 with a DeLong SE of 0.0079
     low, high = gate.logit_interval(0.8921, 0.0079**2, 583, 19_417, 0.95)
     assert (round(low, 4), round(high, 4)) == (0.8756, 0.9066)
@@ -218,7 +218,7 @@ def test_the_published_numbers_of_the_tutorials_holdout_and_of_the_examples_frau
     assert tutorial.min_detectable_drop == pytest.approx(0.0031, abs=0.0001)
     assert gate.holdout_warning(tutorial, max_auc_drop=0.01) is None
 
-    def drop(positives, **options):  # at the example's AUC and fraud rate (3%)
+    def drop(positives, **options):  # at the example's AUC and positive rate (3%)
         return gate.min_detectable_drop(0.89, positives, round(positives * 97 / 3), **options)
 
     assert drop(55) > 0.01 > drop(60)  # a one-point margin needs about sixty positives

@@ -106,7 +106,7 @@ class Validator:
 
     def too_large(self, batch: bool) -> Refused:
         """The 422 for a body with more rows, or fields, than a request may hold."""
-        fit = f"at most {self.max_batch:,} {RECORD}s" if batch else f"one {RECORD}"
+        fit = f"a list of at most {self.max_batch:,} rows" if batch else f"one {RECORD}"
         message = f"too many fields or rows: a body holds {fit} of {len(self.features)} fields"
         return Refused(422, f"invalid {RECORD}", [{"field": "body", "message": message}])
 
