@@ -778,7 +778,7 @@ class Deployments:
         package = next(self.project.glob("src/*/cli.py")).parent.name
         python = str(self.act.venv / "bin" / "python")
         done = subprocess.run(
-            [python, *(["-m", package] if args[0] != "-c" else []), *args], cwd=cwd,
+            [python, *(["-m", f"{package}.cli"] if args[0] != "-c" else []), *args], cwd=cwd,
             env={**os.environ, "PYTHONPATH": str(self.project / "src"), **env},
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip

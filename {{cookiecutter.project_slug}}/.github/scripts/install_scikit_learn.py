@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from {{ cookiecutter.package_name }}.cli_registry import resolve
+from {{ cookiecutter.package_name }}.commands import resolve
 from {{ cookiecutter.package_name }}.config import Settings, load_settings
 from {{ cookiecutter.package_name }}.registry import Registry, RegistryError
 
