@@ -86,8 +86,10 @@ def test_the_production_environment_guards_exactly_the_jobs_the_page_says(produc
         for job_id, job in workflow["jobs"].items()
         if job.get("environment") == "production"
     }
-    assert guarded == {"cd.yml:production", "rollback.yml:rollback"}
-    assert "`cd.yml`'s `production` job and `rollback.yml`'s `rollback` job run in it" in TEXT
+    assert guarded == {"cd.yml:production", "rollback.yml:rollback", "monitor.yml:confirm"}
+    text = " ".join(TEXT.split())
+    assert "`cd.yml`'s `production` job and `rollback.yml`'s `rollback` job run in it" in text
+    assert "with the production loop, `monitor.yml`'s `confirm` job too" in text
 
 
 def test_the_required_status_check_is_the_ci_job_that_needs_every_other(production_project):
