@@ -370,11 +370,11 @@ def promote_many(root, versions, count, go):
 
 
 def promote_forever(root, versions, started):
-    """Child process: promote in a loop until killed."""
+    """Child process: promote in a loop until killed; ``started`` is set once its first promotion is done."""
     registry = Registry(root)
-    started.set()
     for number in range(100_000):
         registry.promote(versions[number % len(versions)], "production", reason="until killed")
+        started.set()  # on a loaded machine a promotion takes longer than the sleep before the kill
 
 
 @fork_ok
