@@ -158,8 +158,7 @@ def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
         if live is None:
             raise ValueError("monitor needs --week N (a week of the synthetic example) or --data CSV (labelled rows)")
         return live(settings, args)
-    registry = Registry(settings.registry)
-    production = registry.current("production")
+    production = Registry(settings.registry).current_folder("production")
     if production is None:
         raise RegistryError("no production model to monitor; run the pipeline first")
     if args.data:
@@ -167,7 +166,7 @@ def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
     else:
         files = prepare(settings, args.week)
         data, period = files.holdout, files.description
-    report = monitor.offline_report(registry.folder(production), period, data, settings)
+    report = monitor.offline_report(production, period, data, settings)
     print("\n".join(report.lines()))
     print(f"report: {monitor.write_outputs(report, Path(args.out))}")
     return 1 if report.alerts else 0
@@ -207,9 +206,7 @@ def cmd_smoke_test(settings: Settings, args: argparse.Namespace) -> int:
     print(f"{base} answered {args.version} and rejected {rejected} bad requests with 4xx")
     if not args.score:
         return 0
-    registry = Registry(settings.registry)
-    production = registry.current("production")
-    folder = registry.folder(production) if production else None
+    folder = Registry(settings.registry).current_folder("production")
     candidate = resolve(settings, args.version)
     found, result = staging.score_staging(base, candidate, holdout, folder, settings.gate, args.library_upgrade)
     print(write_outputs(result, Path(args.out)).read_text(), end="")

@@ -203,11 +203,11 @@ def evaluate_model(run: Run) -> None:
 
 def gate_candidate(run: Run) -> None:
     """Compare the candidate with production on the same holdout; block if it is worse."""
-    production = run.registry.current("production")
-    folder = run.registry.folder(production) if production else None
+    folder = run.registry.current_folder("production")
     result = run_gate(run.candidate, run.holdout_csv, folder, run.settings.gate, run.library_upgrade)
     report = write_outputs(result, run.candidate)
-    run.say(f"{result.decision} against production {production or '(none: first deploy)'}; report: {report}")
+    production = folder.name if folder else "(none: first deploy)"
+    run.say(f"{result.decision} against production {production}; report: {report}")
     if result.exit_code:
         raise StageFailed("the gate blocked the candidate: " + "; ".join(result.reasons))
 
@@ -235,9 +235,7 @@ def smoke_test_staging(run: Run) -> None:
 
 def score_staging(run: Run) -> None:
     """Score the holdout through staging: its answers must be the model file's, and the gate judges them."""
-    production = run.registry.current("production")
-    folder = run.registry.folder(production) if production else None
-    candidate = run.registry.folder(run.version)
+    folder, candidate = run.registry.current_folder("production"), run.registry.folder(run.version)
     found, result = staging.score_staging(
         start_staging(run), candidate, run.holdout_csv, folder, run.settings.gate, run.library_upgrade
     )

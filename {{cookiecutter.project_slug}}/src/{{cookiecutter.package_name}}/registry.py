@@ -67,6 +67,11 @@ class Registry:
             raise RegistryError(f"no version {version!r} in {self.root}; see the `history` command")
         return self.models / version
 
+    def current_folder(self, stage: str) -> Path | None:
+        """The folder of the version a stage points at, or None before its first promotion."""
+        version = self.current(stage)
+        return self.folder(version) if version else None
+
     def current(self, stage: str) -> str | None:
         """The version a stage points at, or None; a pointer that is not a plain version name is refused."""
         if stage not in STAGES:
