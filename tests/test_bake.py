@@ -58,6 +58,7 @@ EXPECTED_FILES = [
     "tests/test_artifact.py",
     "tests/test_cli.py",
     "tests/test_config.py",
+    "tests/test_contract.py",
     "tests/test_data.py",
     "tests/test_declare.py",
     "tests/test_features.py",
