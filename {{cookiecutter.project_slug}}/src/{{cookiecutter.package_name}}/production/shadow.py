@@ -87,8 +87,7 @@ class Shadow:
         if model.version == version:
             return version, answer
         try:
-            values = (getattr(row, name) for row in rows for name in names)
-            matrix = np.fromiter(values, dtype=float, count=len(rows) * len(names)).reshape(len(rows), -1)
+            matrix = np.array([[row[name] for name in names] for row in rows], dtype=float).reshape(len(rows), -1)
             return model.version, model.probability(matrix).round(6).tolist()
         except Exception as error:  # a model can raise anything; the answer is already computed and stays as it is
             self.metrics.count_shadow_failure("score")
