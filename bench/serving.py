@@ -169,6 +169,11 @@ def prepare_layer(lab: Lab, template: Path) -> None:
     if not (lab.layer / "registry" / "stages" / "production").exists():
         say("running the layer's pipeline")
         run([lab.layer_script, "pipeline", "--skip-tests"], cwd=lab.layer, env=server_env({"MODEL_REGISTRY": ""}))
+        say("training another version for the shadow (staging)")  # a shadow of the served version scores nothing
+        layer_env = server_env({"MODEL_REGISTRY": ""})
+        version, folder = run([lab.layer_script, "train", "--seed", "1"], cwd=lab.layer, env=layer_env).split()[-2:]
+        run([lab.layer_script, "register", folder], cwd=lab.layer, env=layer_env)
+        run([lab.layer_script, "promote", version, "--stage", "staging"], cwd=lab.layer, env=layer_env)
 
 
 def prepare_mlflow(lab: Lab) -> None:

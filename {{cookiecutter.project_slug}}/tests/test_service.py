@@ -191,6 +191,10 @@ def bad_requests(row: dict) -> dict[str, tuple]:
         cases["Infinity"] = bad(json.dumps({**row, f.name: float("inf")}).encode(), 422, f.name)
     for f in kinds["int"][:1]:
         cases["fraction for a whole number"] = bad({**row, f.name: 0.5}, 422, f.name)
+        # the next float after a whole number: a fraction too small for pydantic's multiple_of to see
+        toward = -math.inf if f.maximum is not None and row[f.name] >= f.maximum else math.inf
+        tiny = math.nextafter(row[f.name], toward)
+        cases["tiny fraction for a whole number"] = bad({**row, f.name: tiny}, 422, f.name)
     for f in kinds["bool"][:1]:
         cases["number for a yes/no"] = bad({**row, f.name: 1}, 422, f.name)
     for f in [f for f in NUMBERS if f.minimum is not None][:1]:

@@ -176,7 +176,14 @@ def test_smoke_test_score_gates_what_the_service_serves_and_fails_on_skew(
     out = capsys.readouterr().out
     assert "## AUC gate: PASSED" in out and f"as the staging service at {staging_url}" in out
     matrix = service.Serving.matrix
-    monkeypatch.setattr(service.Serving, "matrix", lambda self, rows: matrix(self, rows)[:, ::-1].copy())
+
+    def skewed(self, rows):
+        """A serving bug: the most influential column read from the wrong rows (its values stay valid ones)."""
+        X = matrix(self, rows)
+        X[:, influential] = X[::-1, influential]
+        return X
+
+    monkeypatch.setattr(service.Serving, "matrix", skewed)
     assert main(command) == 1
     assert "FAILED: staging served other scores than the model file" in capsys.readouterr().err
 

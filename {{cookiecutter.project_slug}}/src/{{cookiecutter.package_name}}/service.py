@@ -78,6 +78,7 @@ class Validator:
         self.one = TypeAdapter(row)
         self.many = TypeAdapter(Annotated[list[row], Field(min_length=1, max_length=max_batch)])
         self.features, self.max_batch = features, max_batch
+        self.whole = np.array([column for column, f in enumerate(features) if f.kind == "int"], dtype=int)
         self.max_body = max_body_bytes(features, max_batch)
         # every key of a valid body brings one colon and every value but a row's last one comma (numbers hold
         # neither), so counting them bounds the fields and rows of any body that could be valid
@@ -107,6 +108,15 @@ class Validator:
             ]
             raise Refused(422, f"invalid {RECORD}", details, len(problems)) from None
         return (rows if batch else [rows]), batch
+
+    def check_whole(self, X: np.ndarray, batch: bool) -> None:
+        """Refuse an "int" with a fractional part, however small: pydantic's multiple_of lets 1e-10 through."""
+        rows, columns = np.nonzero(X[:, self.whole] % 1)
+        if len(rows):
+            names = [self.features[column].name for column in self.whole[columns[:MAX_DETAILS]]]
+            fields = [f"{row}.{name}" if batch else name for row, name in zip(rows[:MAX_DETAILS], names, strict=True)]
+            details = [{"field": field, "message": "Input should be a multiple of 1"} for field in fields]
+            raise Refused(422, f"invalid {RECORD}", details, len(rows))
 
     def too_large(self, batch: bool) -> Refused:
         """The 422 for a body with more rows, or fields, than a request may hold."""
@@ -209,6 +219,7 @@ class Serving:
     def score(self, rows: list, batch: bool) -> np.ndarray:
         """The probability of each validated row (the one place a batch is scored), or Refused: see unscorable."""
         X = self.matrix(rows)
+        self.validator.check_whole(X, batch)
         try:
             with np.errstate(all="ignore"):
                 probabilities = self.model.probability(X)
