@@ -6,13 +6,17 @@ Usage (from the template repository, with wrk installed: `apt-get install -y wrk
     python bench/serving.py --duration 15            # the issue's 15 s runs (about 20 minutes)
     python bench/serving.py --tune                   # gunicorn workers / threads / worker class of the shipped service
     python bench/serving.py --targets shipped-lr,bare-flask-lr --repeat 1
+    python bench/serving.py --profile --targets shipped-lr,layer-lr   # py-spy: where a worker's time goes
+    python bench/serving.py --memory                 # each process's memory, hello world and layer
 
 Any Python 3.10+ with cookiecutter and uv runs it (e.g. the template's dev venv). It bakes the template with
 default answers into ``--work`` (default /tmp/bench-serving, reused when it is already there), installs the
 project into its own venv, runs ``<slug> pipeline --skip-tests`` for the default production model, trains a
 HistGradientBoostingClassifier on the same features into a second registry, and logs the default model with
 ``mlflow.sklearn`` into a local store in a separate venv (mlflow, uvicorn[standard], fastapi, the same
-scikit-learn). Then, for each repetition, every server is started, measured with wrk and stopped in turn:
+scikit-learn). It also bakes the production loop's layer (production_loop=true) into ``--work``/layer, with a second
+version in staging, and serves it three ways: as it is (metrics, request ids), with the prediction log on, and with
+the shadow on. Then, for each repetition, every server is started, measured with wrk and stopped in turn:
 
 * 1-row requests/s at 16 connections (wrk -t2 -c16), p50/p99 latency at 1 connection (wrk -t1 -c1 --latency),
   100-row batch rows/s at 16 connections, peak RSS (sum of VmHWM over the server's processes) and cold start
@@ -469,6 +473,46 @@ def peak_rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def memory_by_process(pid: int) -> list[dict]:
+    """Each process of a server: its role, peak RSS (VmHWM), RSS now and PSS (shared pages split among sharers), MB."""
+    found = []
+    for process in descendants(pid):
+        try:
+            status = Path(f"/proc/{process}/status").read_text()
+            rollup = Path(f"/proc/{process}/smaps_rollup").read_text()
+        except OSError:
+            continue
+
+        def kb(text: str, field: str) -> float:
+            match = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
+            return int(match.group(1)) / 1024 if match else 0.0
+
+        role = "master" if process == pid else "worker"
+        found.append(
+            {"role": role, "peak_rss": kb(status, "VmHWM"), "rss": kb(status, "VmRSS"), "pss": kb(rollup, "Pss")}
+        )
+    return found
+
+
+def memory(lab: Lab) -> str:
+    """Where the memory goes: every process of each server, after 2 s of 100-row batches at 16 connections."""
+    targets = make_targets(lab, tune=False)
+    lines = ["| server | process | peak RSS MB | RSS MB | PSS MB |", "|---|---|--:|--:|--:|"]
+    for name in ("shipped-lr", "bare-flask-lr", "layer-lr", "layer-lr-log", "layer-lr-shadow"):
+        if name not in targets:
+            continue
+        with Server(targets[name], lab.work) as server:
+            server.start()
+            wrk(server.url, targets[name].batch, 16, 2)
+            processes = memory_by_process(server.process.pid)
+        for process in processes:
+            figures = " | ".join(f"{process[key]:,.0f}" for key in ("peak_rss", "rss", "pss"))
+            lines.append(f"| {name} | {process['role']} | {figures} |")
+        totals = " | ".join(f"**{sum(p[key] for p in processes):,.0f}**" for key in ("peak_rss", "rss", "pss"))
+        lines.append(f"| {name} | all | {totals} |")
+    return "\n".join(lines)
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time used so far by a process and its descendants, in seconds."""
     ticks = 0
@@ -788,21 +832,24 @@ PROFILE_RULES = (
     ("service: pydantic validation", ("validate_json",)),
     ("service: rows to matrix", ("matrix (",)),
     ("service: JSON response (jsonify)", ("jsonify",)),
+    ("production layer: metrics (prometheus-client)", ("prometheus_client",)),
+    ("production layer: request ids, the log's hand-off", ("production/",)),
     ("service: the rest of the view (model slot, headers)", ("predict (",)),
     ("Flask and Werkzeug (routing, request and response objects)", ("flask/", "werkzeug/")),
     ("gunicorn (HTTP parsing, sockets, threads)", ("gunicorn/",)),
+    ("gevent (the event loop, monkey-patched sockets)", ("gevent/",)),
 )
 
 
-def profile(lab: Lab, seconds: int) -> str:
-    """Sample the shipped service's workers (the thread holding the GIL) with py-spy under wrk -c16, by area.
+def profile(lab: Lab, seconds: int, name: str = "shipped-lr") -> str:
+    """Sample a service's workers (the thread holding the GIL) with py-spy under wrk -c16, by area.
 
     One profile for 1-row requests and one for 100-row batches.
     """
     spy = lab.python.parent / "py-spy"
     if not spy.exists():
         run([*uv(), "pip", "install", "-q", "--python", lab.python, "py-spy"])
-    target = make_targets(lab, tune=False)["shipped-lr"]
+    target = make_targets(lab, tune=False)[name]
     tables = []
     for label, body in (("1-row requests", target.one), ("100-row batches", target.batch)):
         stacks = lab.work / f"profile-{body.stem}.txt"
@@ -823,12 +870,13 @@ def profile(lab: Lab, seconds: int) -> str:
         counts: dict[str, int] = {}
         for line in stacks.read_text().splitlines():
             stack, _, samples = line.rpartition(" ")
-            name = next((name for name, texts in PROFILE_RULES if all(text in stack for text in texts)), "other")
-            counts[name] = counts.get(name, 0) + int(samples)
+            area = next((area for area, texts in PROFILE_RULES if all(text in stack for text in texts)), "other")
+            counts[area] = counts.get(area, 0) + int(samples)
         total = sum(counts.values())
         ranked = sorted(counts.items(), key=lambda item: -item[1])
-        rows = [f"| {name} | {count / total:.1%} |" for name, count in ranked]
-        tables += [f"{label}: py-spy, {total:,} samples of the workers' CPU", "", "| where | share |", "|---|--:|"]
+        rows = [f"| {area} | {count / total:.1%} |" for area, count in ranked]
+        tables += [f"{name}, {label}: py-spy, {total:,} samples of the workers' CPU", "", "| where | share |"]
+        tables += ["|---|--:|"]
         tables += [*rows, ""]
     return "\n".join(tables)
 
@@ -991,6 +1039,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow and FastAPI (no second venv)")
     parser.add_argument("--json", type=Path, help="also write every raw measurement here")
     parser.add_argument("--profile", action="store_true", help="only profile the shipped service with py-spy")
+    parser.add_argument("--memory", action="store_true", help="only the memory of each process of each server")
     return parser.parse_args(argv)
 
 
@@ -1011,10 +1060,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not shutil.which("wrk"):
         raise SystemExit("ERROR: wrk is not installed: apt-get install -y wrk")
-    quick = args.tune or args.profile
-    lab = prepare_lab(args.work.resolve(), with_mlflow=not (args.no_mlflow or quick), with_layer=not quick)
+    quick = args.tune or args.profile or args.memory
+    lab = prepare_lab(args.work.resolve(), with_mlflow=not (args.no_mlflow or quick), with_layer=True)
+    if args.memory:
+        print(memory(lab))
+        return 0
     if args.profile:
-        print(profile(lab, max(args.duration, 10)))
+        for name in (args.targets or "shipped-lr").split(","):
+            print(profile(lab, max(args.duration, 10), name))
         return 0
     targets = make_targets(lab, args.tune)
     if args.targets:

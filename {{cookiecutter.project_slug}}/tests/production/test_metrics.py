@@ -2,10 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from {{ cookiecutter.package_name }}.production.metrics import PREFIX
+from {{ cookiecutter.package_name }}.production.metrics import PREFIX, SCORE_BUCKETS, observe_all
 from {{ cookiecutter.package_name }}.service import ANSWER
 
 
@@ -57,6 +59,20 @@ def test_every_answered_score_goes_into_the_score_histogram_of_its_model(client,
     assert metric(client, "score_sum", model_version=version) == pytest.approx(sum(scores))
     below_half = sum(score <= 0.5 for score in scores)
     assert metric(client, "score_bucket", model_version=version, le="0.5") == below_half
+
+
+def test_a_batch_of_scores_counts_as_observing_each_score_one_by_one():
+    values = [0.0, 0.001, 0.0011, 0.5, 0.5000001, 1.0, 0.3, *np.random.default_rng(0).random(200).tolist()]
+    samples = []
+    for observe in (lambda h: [h.observe(value) for value in values], lambda h: observe_all(h, values)):
+        registry = CollectorRegistry()
+        observe(Histogram("score", "scores", buckets=SCORE_BUCKETS, registry=registry))
+        families = text_string_to_metric_families(generate_latest(registry).decode())
+        (histogram,) = (family for family in families if family.name == "score")
+        samples.append({(s.name, s.labels.get("le")): s.value for s in histogram.samples})
+    one_by_one, at_once = samples
+    assert at_once.pop(("score_sum", None)) == pytest.approx(one_by_one.pop(("score_sum", None)))  # summed in order
+    assert at_once == one_by_one and at_once[("score_count", None)] == len(values)
 
 
 def test_the_served_version_is_named_and_a_swap_is_counted(client, registry, second_model_dir, valid_row, metric):

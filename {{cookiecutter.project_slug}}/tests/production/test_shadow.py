@@ -110,9 +110,31 @@ def test_a_shadow_that_fails_to_score_is_counted_and_ignored(registry, own_model
     client = app.test_client()
     assert post(client, valid_row).get_json() == plain
     assert post(client, valid_row).get_json() == plain
+    records = logged(app, tmp_path)  # the log's writer scores the shadow: once it is done
     assert metric(client, "shadow_failures_total", stage="score") == 2
-    records = logged(app, tmp_path)
     assert [(r["shadow_version"], r["shadow_score"]) for r in records] == [(own_model_dir.name, None)] * 2
+
+
+def test_a_shadow_without_the_prediction_log_is_refused_since_its_scores_would_go_nowhere(registry, valid_row, caplog):
+    registry.promote(registry.current("production"), "staging")
+    app = make_app(registry, PREDICTION_LOG="off", MODEL_SHADOW="staging")
+    assert post(app.test_client(), valid_row).status_code == 200
+    assert app.extensions["predictions"].shadow is None
+    assert any("MODEL_SHADOW is set but PREDICTION_LOG is off" in r.getMessage() for r in caplog.records)
+
+
+def test_the_shadow_scores_many_requests_with_one_model_call(promoted, model_dir, valid_rows, tmp_path, monkeypatch):
+    app = make_app(promoted, PREDICTION_LOG=str(tmp_path), MODEL_SHADOW="previous")
+    shadow, calls = app.extensions["predictions"].shadow, []
+    predict_proba = shadow.model.estimator.predict_proba
+    monkeypatch.setattr(shadow.model.estimator, "predict_proba", lambda X: calls.append(len(X)) or predict_proba(X))
+    log = app.extensions["predictions"].log
+    with log._ready:  # hold the writer back while five requests are answered, as under load
+        client = app.test_client()
+        answers = [post(client, valid_rows[i : i + 2]).status_code for i in range(0, 10, 2)]
+    records = logged(app, tmp_path)
+    assert answers == [200] * 5 and calls == [10]
+    assert [r["shadow_score"] for r in records] == expected_scores(model_dir, valid_rows[:10])
 
 
 def test_an_unknown_model_shadow_is_refused_with_an_error_and_no_shadow(registry, valid_row, tmp_path, caplog):

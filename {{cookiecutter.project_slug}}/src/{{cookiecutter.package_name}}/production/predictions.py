@@ -149,11 +149,13 @@ def open_sink(value: str, max_bytes: int = MAX_FILE_BYTES) -> StdoutSink | Folde
 
 
 class PredictionLog:
-    """A bounded buffer of scored requests and one thread per process that writes it to a sink."""
+    """A bounded buffer of scored requests and one thread per process that scores them with the shadow and writes."""
 
-    def __init__(self, sink, capacity: int, count: Callable[[str, int], None], log) -> None:
+    def __init__(
+        self, sink, capacity: int, count: Callable[[str, int], None], log, shadow: Shadow | None = None
+    ) -> None:
         """Keep at most ``capacity`` rows waiting; ``count(outcome, rows)`` hears of every row written or dropped."""
-        self.sink, self.capacity, self.count, self.log = sink, capacity, count, log
+        self.sink, self.capacity, self.count, self.log, self.shadow = sink, capacity, count, log, shadow
         self._ready = threading.Condition()
         self._waiting: list[Scored] = []
         self._rows = 0
@@ -202,6 +204,8 @@ class PredictionLog:
     def _write(self, batch: list[Scored]) -> None:
         """Write a batch; a failure drops it, counts it and is logged once until writes succeed again."""
         rows = sum(len(scored.rows) for scored in batch)
+        if self.shadow is not None:
+            batch = self.shadow.fill(batch)
         try:
             self.sink.write("".join(line for scored in batch for line in scored.lines()).encode())
         except Exception as error:  # a dead writer thread would silently drop everything after this
@@ -226,20 +230,19 @@ class PredictionLog:
 
 
 class Recorder:
-    """What the service does with every scored request: score the shadow, count the scores, log the rows."""
+    """What the service does with every scored request: count the scores, hand the rows to the log."""
 
-    def __init__(self, log: PredictionLog | None, shadow: Shadow | None, metrics: Metrics) -> None:
-        """Use the log and the shadow when configured (None when off)."""
-        self.log, self.shadow, self.metrics = log, shadow, metrics
+    def __init__(self, log: PredictionLog | None, metrics: Metrics) -> None:
+        """Use the log when configured (None when off); the log's writer scores the shadow."""
+        self.log, self.metrics = log, metrics
+        self.shadow = log.shadow if log is not None else None
 
     def record(self, model, names: list[str], rows: list, scores: list[float]) -> None:
         """Called after the answer is computed: nothing here can change it or fail the request."""
-        shadow_version, shadow_scores = self.shadow.scores(model.version, rows, scores) if self.shadow else (None, None)
         self.metrics.observe_scores(model.version, scores)
         if self.log is not None:
-            now = time.time()
             ids = g.request_id, g.client_request_id
-            self.log.put(Scored(*ids, now, model.version, names, rows, scores, shadow_version, shadow_scores))
+            self.log.put(Scored(*ids, time.time(), model.version, names, rows, scores, None, None))
 
 
 def attach(app: Flask, slot) -> Recorder:
@@ -252,10 +255,13 @@ def attach(app: Flask, slot) -> Recorder:
     metrics = Metrics()
     instrument(app, metrics, lambda: slot.serving.model.version if slot.serving else None)
     sink = open_sink(str(config["PREDICTION_LOG"]), config["PREDICTION_LOG_MAX_BYTES"])
-    log = sink and PredictionLog(sink, config["PREDICTION_LOG_CAPACITY"], metrics.count_log_rows, app.logger)
     shadow = None
-    if config["MODEL_SHADOW"] not in OFF:
+    if config["MODEL_SHADOW"] not in OFF and sink is None:  # its scores go to the log and nowhere else
+        app.logger.error("MODEL_SHADOW is set but PREDICTION_LOG is off: no shadow (its scores go only to the log)")
+    elif config["MODEL_SHADOW"] not in OFF:
         shadow = Shadow.start(slot.registry, config["MODEL_SHADOW"], slot.interval, app.logger, metrics)
+    capacity = config["PREDICTION_LOG_CAPACITY"]
+    log = sink and PredictionLog(sink, capacity, metrics.count_log_rows, app.logger, shadow)
 
     @app.before_request
     def assign_request_id() -> None:
@@ -266,7 +272,7 @@ def attach(app: Flask, slot) -> Recorder:
         response.headers["X-Request-ID"] = g.get("request_id") or new_request_id()
         return response
 
-    recorder = Recorder(log, shadow, metrics)
+    recorder = Recorder(log, metrics)
     app.extensions["predictions"] = recorder
     return recorder
 

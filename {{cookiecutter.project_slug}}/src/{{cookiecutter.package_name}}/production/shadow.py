@@ -1,4 +1,4 @@
-"""The shadow model: a second model scoring every row beside the served one, for the prediction log only."""
+"""The shadow model: a second model scoring every logged row beside the served one, in the log's writer thread."""
 
 from __future__ import annotations
 
@@ -78,21 +78,36 @@ class Shadow:
 
         threading.Thread(target=refresh_then_release, name="shadow-refresh", daemon=True).start()
 
-    def scores(self, version: str, rows: list, answer: list[float]) -> tuple[str | None, list[float] | None]:
-        """The shadow's version and its scores for ``rows`` (the answer itself when the shadow is the served model)."""
+    def fill(self, batch: list) -> list:
+        """The gathered requests (``Scored`` records) with the shadow's version and scores, in one model call.
+
+        Called by the prediction log's writer, off the request path: per call, scikit-learn's checks cost more than
+        the arithmetic, so scoring a gathering of requests at once costs about what one request would.
+        """
         self._refresh_due()
         model, names = self.model, self.names
         if model is None:
-            return None, None
-        if model.version == version:
-            return version, answer
+            return batch
+        # a shadow that is the served model logs the answer itself as its score
+        filled = [scored._replace(shadow_version=model.version, shadow_scores=scored.scores) for scored in batch]
+        todo = [index for index, scored in enumerate(batch) if scored.model_version != model.version]
+        if not todo:
+            return filled
+        rows = [row for index in todo for row in batch[index].rows]
         try:
             matrix = np.array([[row[name] for name in names] for row in rows], dtype=float).reshape(len(rows), -1)
-            return model.version, model.probability(matrix).round(6).tolist()
-        except Exception as error:  # a model can raise anything; the answer is already computed and stays as it is
-            self.metrics.count_shadow_failure("score")
+            scores = model.probability(matrix).round(6).tolist()
+        except Exception as error:  # a model can raise anything; the answers were sent long ago and stay as they are
+            for index in todo:
+                self.metrics.count_shadow_failure("score")
+                filled[index] = filled[index]._replace(shadow_scores=None)
             self._report(f"shadow model {model.version} cannot score: {error}")
-            return model.version, None
+            return filled
+        start = 0
+        for index in todo:
+            end = start + len(batch[index].rows)
+            filled[index], start = filled[index]._replace(shadow_scores=scores[start:end]), end
+        return filled
 
     def _report(self, message: str) -> None:
         """Log a failure once, not on every request or check while it lasts."""
