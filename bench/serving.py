@@ -705,9 +705,13 @@ def make_targets(lab: Lab, tune: bool) -> dict[str, Target]:
     if lab.layer and lab.layer_script:
         log = lab.work / "layer" / "prediction-log"
         for name, label, extra in (
-            ("layer-lr", "with the production loop's layer (metrics, request ids)", {}),
+            ("layer-lr", "with the production loop's layer, log off (metrics, request ids)", {"PREDICTION_LOG": "off"}),
             ("layer-lr-log", "the layer, prediction log on", {"PREDICTION_LOG": str(log)}),
-            ("layer-lr-shadow", "the layer, shadow on (MODEL_SHADOW=staging)", {"MODEL_SHADOW": "staging"}),
+            (
+                "layer-lr-shadow",
+                "the layer, prediction log and shadow on (MODEL_SHADOW=staging)",
+                {"PREDICTION_LOG": str(log), "MODEL_SHADOW": "staging"},
+            ),
         ):
             targets[name] = Target(
                 name,
@@ -993,14 +997,12 @@ def ratios(results: dict[str, list[dict]], inproc: dict | None) -> str:
             lines.append(
                 f"- shipped / bare Flask, {what}: {m('shipped-lr', key) / m('bare-flask-lr', key):.2f} ({target})"
             )
-    for name in ("layer-lr-log", "layer-lr-shadow"):
-        for key, what in (
-            ("server_cpu_us_per_request", "CPU per 1-row request"),
-            ("server_cpu_us_per_row_batch", "CPU per row of a 100-row batch"),
-        ):
-            if m(name, key) and m("layer-lr", key):
-                cost = m(name, key) / m("layer-lr", key) - 1
-                lines.append(f"- {name} against layer-lr, {what}: {cost:+.0%} (target <= +10%)")
+    costs = (("server_cpu_us_per_request", "CPU per 1-row request"), ("server_cpu_us_per_row_batch", "CPU per row"))
+    for name, without in (("layer-lr-log", "layer-lr"), ("layer-lr-shadow", "layer-lr-log")):
+        for key, what in costs:
+            if m(name, key) and m(without, key):
+                cost = m(name, key) / m(without, key) - 1
+                lines.append(f"- {name} against {without}, {what}: {cost:+.0%} (target <= +10%)")
     for key, what in (("rps_c16", "1-row req/s"), ("rows_per_s_batch", "100-row rows/s"), ("peak_rss_mb", "peak RSS")):
         if m("layer-lr", key) and m("shipped-lr", key):
             lines.append(

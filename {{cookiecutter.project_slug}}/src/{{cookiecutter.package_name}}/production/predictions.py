@@ -57,21 +57,20 @@ class Scored(NamedTuple):
     shadow_scores: list[float] | None
 
     def lines(self) -> Iterator[str]:
-        """One JSON line per row, in the order of the request."""
-        shadow, stamp = self.shadow_scores or [None] * len(self.rows), iso_time(self.time)
+        """One JSON line per row, in the order of the request.
+
+        What every row of the request shares is encoded once; per row, only its index, values and scores (a row is
+        the service's validated dict, whose keys are the model's features in their order).
+        """
+        encode = JSON.encode
+        ids = encode({"request_id": self.request_id, "client_request_id": self.client_request_id})[:-1]
+        when = encode({"time": iso_time(self.time), "model_version": self.model_version})[1:-1]
+        shadow_version = encode(self.shadow_version)
+        # scores are finite floats, which JSON writes as repr() does
+        shadow = map(repr, self.shadow_scores) if self.shadow_scores else ["null"] * len(self.rows)
         for index, (row, score, shadow_score) in enumerate(zip(self.rows, self.scores, shadow, strict=True)):
-            record = {
-                "request_id": self.request_id,
-                "client_request_id": self.client_request_id,
-                "index": index,
-                "time": stamp,
-                "model_version": self.model_version,
-                "row": {name: row[name] for name in self.names},
-                "score": score,
-                "shadow_version": self.shadow_version,
-                "shadow_score": shadow_score,
-            }
-            yield JSON.encode(record) + "\n"
+            scores = f'"score":{score!r},"shadow_version":{shadow_version},"shadow_score":{shadow_score}'
+            yield f'{ids},"index":{index},{when},"row":{encode(row)},{scores}}}\n'
 
 
 def write_all(fd: int, data: bytes) -> None:
