@@ -4,6 +4,8 @@ import errno
 import json
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -205,6 +207,33 @@ def test_a_full_buffer_drops_and_counts_rows_while_requests_are_answered(
     records = logged(app, folder)
     assert len(records) + dropped == 10
     assert metric(client, "prediction_log_written_total") == len(records)
+
+
+GEVENT_WORKER = """
+from gevent import monkey
+
+monkey.patch_all()  # what gunicorn's gevent worker, the shipped one, does first
+import json, sys
+from {{ cookiecutter.package_name }}.production import predictions
+from {{ cookiecutter.package_name }}.service import create_app
+
+predictions.GATHER_SECONDS = 0  # the writer takes what waits as soon as it runs
+registry, folder, body = sys.argv[1:]
+app = create_app({"REGISTRY": registry, "RELOAD_INTERVAL": 0, "PREDICTION_LOG": folder, "PREDICTION_LOG_CAPACITY": 25})
+client = app.test_client()  # no socket: a request never waits, so it never lets another greenlet run by itself
+statuses = [client.post("/predict", data=body, content_type="application/json").status_code for _ in range(20)]
+app.extensions["predictions"].log.close()
+print(json.dumps(statuses))
+"""
+
+
+def test_under_gevent_a_worker_that_never_waits_does_not_starve_the_writer(registry, valid_rows, folder):
+    body = json.dumps(valid_rows)  # 10 rows a request: 200 rows through a buffer of 25
+    command = [sys.executable, "-c", GEVENT_WORKER, str(registry.root), str(folder), body]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2_000:]
+    assert json.loads(done.stdout) == [200] * 20
+    assert len(list(read_records(folder))) == 20 * len(valid_rows)
 
 
 def test_read_records_skips_a_last_line_still_being_written_and_names_a_broken_one(tmp_path):
