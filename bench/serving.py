@@ -798,6 +798,16 @@ TUNE_CONFIGS = (
 )
 
 
+def log_rows_dropped(url: str) -> float | None:
+    """The rows the production layer's prediction log dropped so far (its /metrics), or None without the layer."""
+    try:
+        with urllib.request.urlopen(url.replace("/predict", "/metrics"), timeout=10) as response:
+            text = response.read().decode()
+    except (OSError, ValueError):
+        return None
+    return sum(float(line.split()[-1]) for line in text.splitlines() if "_prediction_log_dropped_total{" in line)
+
+
 def measure(target: Target, work: Path, seconds: int) -> dict:
     """Start a target, measure every figure once, stop it."""
     with Server(target, work) as server:
@@ -808,7 +818,9 @@ def measure(target: Target, work: Path, seconds: int) -> dict:
         c1 = wrk(server.url, target.one, 1, seconds, latency=True)
         batch = wrk(server.url, target.batch, 16, seconds, server=pid)
         rss = peak_rss_mb(pid)
+        dropped = log_rows_dropped(server.url) if target.name.startswith("layer") else None
     return {
+        "log_rows_dropped": dropped,
         "rps_c16": c16.requests_per_s,
         "server_cpu_us_per_request": c16.server_cpu_s / c16.requests * 1e6,
         "wrk_cpu_us_per_request": c16.client_cpu_s / c16.requests * 1e6,
@@ -948,7 +960,7 @@ def table(targets: dict[str, Target], results: dict[str, list[dict]], inproc: di
     for name, runs in results.items():
         if not runs:
             continue
-        m = {key: median([run[key] for run in runs]) for key in runs[0] if key != "errors"}
+        m = {key: median([run[key] for run in runs]) for key in runs[0] if key not in ("errors", "log_rows_dropped")}
         failed, requests = sum(run["failed"] for run in runs), sum(run["requests"] for run in runs)
         lines.append(
             f"| {targets[name].label} | {fmt(m['rps_c16'])} | {fmt(m['server_cpu_us_per_request'])} "
@@ -1003,6 +1015,10 @@ def ratios(results: dict[str, list[dict]], inproc: dict | None) -> str:
             if m(name, key) and m(without, key):
                 cost = m(name, key) / m(without, key) - 1
                 lines.append(f"- {name} against {without}, {what}: {cost:+.0%} (target <= +10%)")
+    for name in ("layer-lr-log", "layer-lr-shadow"):
+        if results.get(name):
+            dropped = sum(run["log_rows_dropped"] or 0 for run in results[name])
+            lines.append(f"- {name}: prediction log rows dropped in all its runs: {dropped:,.0f} (target 0)")
     for key, what in (("rps_c16", "1-row req/s"), ("rows_per_s_batch", "100-row rows/s"), ("peak_rss_mb", "peak RSS")):
         if m("layer-lr", key) and m("shipped-lr", key):
             lines.append(
