@@ -822,9 +822,9 @@ def measure(target: Target, work: Path, seconds: int) -> dict:
     return {
         "log_rows_dropped": dropped,
         "rps_c16": c16.requests_per_s,
-        "server_cpu_us_per_request": c16.server_cpu_s / c16.requests * 1e6,
-        "wrk_cpu_us_per_request": c16.client_cpu_s / c16.requests * 1e6,
-        "server_cpu_us_per_row_batch": batch.server_cpu_s / (batch.requests * BATCH) * 1e6,
+        "server_cpu_us_per_request": c16.server_cpu_s / c16.requests * 1e6 if c16.requests else None,
+        "wrk_cpu_us_per_request": c16.client_cpu_s / c16.requests * 1e6 if c16.requests else None,
+        "server_cpu_us_per_row_batch": batch.server_cpu_s / (batch.requests * BATCH) * 1e6 if batch.requests else None,
         "p50_ms_c1": c1.p50_ms,
         "p99_ms_c1": c1.p99_ms,
         "rps_c1": c1.requests_per_s,
