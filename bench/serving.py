@@ -124,13 +124,15 @@ def console_script(project: Path) -> str:
     return match.group(1)
 
 
-def prepare_lab(work: Path, with_mlflow: bool, template: Path = TEMPLATE, with_layer: bool = False) -> Lab:
-    """Bake, install, train and log the models once; later runs reuse what is already in ``work``."""
+def prepare_lab(
+    work: Path, with_mlflow: bool, template: Path = TEMPLATE, with_layer: bool = False, answers: tuple[str, ...] = ()
+) -> Lab:
+    """Bake (with default answers, or these), install, train and log the models once; later runs reuse ``work``."""
     work.mkdir(parents=True, exist_ok=True)
     project = find_project(work)
     if project is None:
         say(f"baking {template} into {work}")
-        project = bake(work, template)
+        project = bake(work, template, *answers)
     python = work / "venv" / "bin" / "python"
     if not python.exists():
         say("creating the project venv")

@@ -207,10 +207,10 @@ def harmless_changes(original) -> dict:
     """Changes to the service's input path that should not change a score: name -> Serving.matrix replacement."""
 
     def row_lists(self, rows):
-        return np.array([[float(getattr(row, name)) for name in self.names] for row in rows], dtype=float)
+        return np.array([[float(row[name]) for name in self.names] for row in rows], dtype=float)
 
     def by_column(self, rows):  # a no-op refactor: columns gathered by name, then put in the model's order
-        columns = {name: [getattr(row, name) for row in rows] for name in reversed(self.names)}
+        columns = {name: [row[name] for row in rows] for name in reversed(self.names)}
         return np.column_stack([np.asarray(columns[name], dtype=float) for name in self.names]).reshape(len(rows), -1)
 
     def round_trip(self, rows):  # units converted and back: values may move by one float ulp

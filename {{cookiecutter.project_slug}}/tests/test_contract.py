@@ -16,6 +16,7 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 MODES = {"allowed": schemathesis.GenerationMode.POSITIVE, "forbidden": schemathesis.GenerationMode.NEGATIVE}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES.values(), ids=MODES.keys())
 def test_the_service_answers_every_request_as_its_own_openapi_document_says(app, mode):
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
