@@ -664,20 +664,17 @@ def make_targets(lab: Lab, tune: bool) -> dict[str, Target]:
     named = (bodies / "one.json", bodies / "batch.json")
     targets: dict[str, Target] = {}
 
+    def serve(name: str, label: str, script: Path, project: Path, extra: dict[str, str]) -> None:
+        """A baked project's service exactly as its `<slug> serve` starts it, with ``extra`` in its environment."""
+        command = [script, "serve", "--port", "{port}"]
+        targets[name] = Target(name, label, command, "/predict", *named, cwd=project, env=server_env({**env, **extra}))
+
     def shipped(name: str, label: str, model: str, gunicorn_args: str = "") -> None:
-        """The generated service exactly as `<slug> serve` starts it."""
+        """The default bake's service, serving one of the lab's registries."""
         extra = {"MODEL_REGISTRY": str(lab.registries[model]), "GUNICORN_CMD_ARGS": gunicorn_args}
         if model == "hgb":
             extra["PYTHONPATH"] = str(hgb_src(lab.project))
-        targets[name] = Target(
-            name,
-            label,
-            [lab.script, "serve", "--port", "{port}"],
-            "/predict",
-            *named,
-            cwd=lab.project,
-            env=server_env({**env, **extra}),
-        )
+        serve(name, label, lab.script, lab.project, extra)
 
     def bare(name: str, label: str, model: str) -> None:
         """The bare Flask app under gunicorn with 2 sync workers and gunicorn's defaults otherwise."""
@@ -715,15 +712,7 @@ def make_targets(lab: Lab, tune: bool) -> dict[str, Target]:
                 {"PREDICTION_LOG": str(log), "MODEL_SHADOW": "staging"},
             ),
         ):
-            targets[name] = Target(
-                name,
-                label,
-                [lab.layer_script, "serve", "--port", "{port}"],
-                "/predict",
-                *named,
-                cwd=lab.layer,
-                env=server_env({**env, "MODEL_REGISTRY": str(lab.layer / "registry"), **extra}),
-            )
+            serve(name, label, lab.layer_script, lab.layer, {"MODEL_REGISTRY": str(lab.layer / "registry"), **extra})
     if lab.ml_python:
         ml_bin = lab.ml_python.parent
         ml_env = {**env, "PATH": f"{ml_bin}:{env.get('PATH', '')}", "MLFLOW_TRACKING_URI": lab.mlflow_tracking}
