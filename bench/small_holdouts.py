@@ -19,10 +19,10 @@ training rows. A gate that blocks one of them blocks an equally good model. For 
   classes appear (at least 2 of each). Sizes larger than the holdout pool are skipped, and the output says so.
 
 Production is ``build_model(s)`` fitted on one 80% sample of the training pool, the retrain
-``build_model(s + 20_000)`` on another. Both score the holdout; the gate's own ``evaluate.compare_aucs`` and
+``build_model(s + 20_000)`` on another. Both score the holdout; the gate's own ``gate.compare_aucs`` and
 ``gate.decide`` decide with the bake's default ``GateSettings``, and the warning is computed exactly as
-``gate.run_gate`` does: ``holdout_warning(production's AucEstimate, max_auc_drop, SE of the paired difference
-when its two-sided 95% interval holds 0, else None)``.
+``gate.run_gate`` does: ``holdout_warning`` of production's AucEstimate and the comparison (whose paired SE counts
+when the difference's two-sided 95% interval holds 0).
 
 The Markdown table gives, per table and holdout size: the mean positives; the mean |ΔAUC| of the two models on
 reference rows (``holdout_rows`` fresh synthetic rows; a table's whole holdout pool, itself small, so this figure
@@ -116,17 +116,14 @@ def sample(rng: np.random.Generator, rows: int) -> np.ndarray:
 
 def judge(modules: dict, settings, y: np.ndarray, new: np.ndarray, old: np.ndarray) -> dict:
     """What run_gate decides and warns on one holdout: the gate's own functions, in its order."""
-    evaluate, gate = modules["evaluate"], modules["gate"]
+    gate = modules["gate"]
     positives = int(y.sum())
     if min(positives, len(y) - positives) < 2:  # delong raises ValueError; run_gate says "could not decide"
         return {"positives": positives, "undecided": True, "blocked": True, "warned": False, "floor": False}
-    estimate = evaluate.auc_estimate(y, new, settings.confidence)
-    comparison = evaluate.compare_aucs(y, new, old, settings.confidence)
+    estimate = gate.auc_estimate(y, new, settings.confidence)
+    comparison = gate.compare_aucs(y, new, old, settings.confidence)
     decision, _ = gate.decide(estimate, comparison, settings)
-    alike = abs(comparison.difference) <= 1.959963984540054 * comparison.std_error  # as run_gate: the interval holds 0
-    warning = evaluate.holdout_warning(
-        comparison.baseline, settings.max_auc_drop, comparison.std_error if alike else None
-    )
+    warning = gate.holdout_warning(comparison.baseline, settings.max_auc_drop, comparison)  # as run_gate
     return {
         "positives": positives,
         "undecided": False,
@@ -161,7 +158,7 @@ def run_table(modules: dict, settings, table: Table, seed: int, index: int, size
         X_ref, y_ref = reference.X, reference.y
     else:
         X_ref, y_ref = table.X[holdout_pool], table.y[holdout_pool]
-    aucs, _ = modules["evaluate"].delong(
+    aucs, _ = modules["gate"].delong(
         y_ref, np.vstack([retrain.predict_proba(X_ref)[:, 1], production.predict_proba(X_ref)[:, 1]])
     )
     pool_difference = float(aucs[0] - aucs[1])

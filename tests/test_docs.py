@@ -243,6 +243,19 @@ def test_generated_reference_matches_a_fresh_bake(installed_production_bake, tmp
     assert not stale, f"docs/generated is out of date for {stale}: run `python docs/gen_reference.py`"
 
 
+@pytest.mark.slow
+def test_the_gate_pages_small_holdout_warning_is_the_one_the_gate_prints(installed_production_bake):
+    project, python = installed_production_bake
+    shown = re.search(r"^> \*\*Warning:\*\* (.+)$", (DOCS / "explanation" / "gate.md").read_text(), re.M)
+    # the page's 12 rows: 2 positives and 10 negatives, both models ranking them perfectly (AUC 1, paired SE 0)
+    code = (
+        "from fraud_detector import gate; "
+        "print(gate.holdout_warning(gate.AucEstimate(1.0, 0.0, 1.0, 1.0, 0.95, 2, 10), 0.01))"
+    )
+    printed = subprocess.run([str(python), "-c", code], cwd=project, capture_output=True, text=True, check=True)
+    assert shown is not None and shown.group(1) == printed.stdout.strip()
+
+
 class Shell:
     """One bash process that runs blocks in turn, like a learner's terminal: variables and jobs persist."""
 

@@ -18,9 +18,10 @@ from . import artifact
 from .config import GateSettings
 from .data import DataError, read_csv
 
-# the smallest detectable drop: how often an equally good candidate must pass, and how alike the two models'
-# AUC estimates are assumed to be (a retrain and its predecessor measure 0.997; see docs/explanation/gate.md)
-POWER = 0.8
+# the smallest detectable drop: how often an equally good candidate must pass (so that at most 5% are blocked with
+# no warning), and how alike the two models' AUC estimates are assumed to be (a retrain and its predecessor measure
+# 0.997; see docs/explanation/gate.md)
+POWER = 0.95
 PAIRED_CORRELATION = 0.99
 
 
@@ -146,15 +147,18 @@ def min_detectable_drop(
     return float(z_sum * math.sqrt(2 * (1 - correlation)) * std_error)
 
 
-def detectable_drop(estimate: AucEstimate, paired_std_error: float | None = None) -> float:
-    """The model's smallest detectable drop, or the one of the paired SE the gate measured when larger (near AUC 1)."""
-    observed = (stats.norm.ppf(estimate.confidence) + stats.norm.ppf(POWER)) * (paired_std_error or 0.0)
-    return max(estimate.min_detectable_drop, float(observed))
+def detectable_drop(estimate: AucEstimate, comparison: AucComparison | None = None) -> float:
+    """The holdout's smallest detectable drop at ``estimate``'s AUC, or the one the gate measured when larger."""
+    # the measured paired SE counts (near AUC 1 the model's own figure shrinks to 0) only for a candidate the holdout
+    # cannot tell from an equally good one: a clearly better or worse one says nothing about an equal one
+    alike = comparison is not None and abs(comparison.difference) <= stats.norm.ppf(0.975) * comparison.std_error
+    z_sum = stats.norm.ppf(estimate.confidence) + stats.norm.ppf(POWER)
+    return max(estimate.min_detectable_drop, float(z_sum * comparison.std_error) if alike else 0.0)
 
 
-def holdout_warning(estimate: AucEstimate, max_auc_drop: float, paired_std_error: float | None = None) -> str | None:
+def holdout_warning(estimate: AucEstimate, max_auc_drop: float, comparison: AucComparison | None = None) -> str | None:
     """A warning when the holdout cannot show non-inferiority at ``max_auc_drop``: what it can detect, and the fix."""
-    drop = detectable_drop(estimate, paired_std_error)
+    drop = detectable_drop(estimate, comparison)
     if drop <= max_auc_drop:
         return None
     rows = estimate.positives + estimate.negatives
@@ -247,12 +251,8 @@ def run_gate(
     except (artifact.ArtifactError, DataError, ValueError) as error:
         return GateResult("undecided", [f"could not decide: {error}"], settings, baseline=baseline, scored_by=scored_by)
     decision, reasons = decide(estimate, comparison, settings, baseline)
-    # how small a drop this holdout can show, at the AUC a drop would be measured from; the measured paired SE counts
-    # only for a candidate this holdout cannot tell from an equally good one (the difference's interval holds 0)
-    reference = comparison.baseline if comparison else estimate
-    alike = comparison is not None and abs(comparison.difference) <= stats.norm.ppf(0.975) * comparison.std_error
-    paired = comparison.std_error if alike else None
-    warning = holdout_warning(reference, settings.max_auc_drop, paired)
+    reference = comparison.baseline if comparison else estimate  # the AUC a drop would be measured from
+    warning = holdout_warning(reference, settings.max_auc_drop, comparison)
     return GateResult(
         decision,
         reasons,
@@ -265,7 +265,7 @@ def run_gate(
         note=note,
         baseline=baseline,
         warnings=[warning] if warning else [],
-        min_detectable_drop=detectable_drop(reference, paired),
+        min_detectable_drop=detectable_drop(reference, comparison),
         scored_by=scored_by,
     )
 
@@ -288,9 +288,8 @@ def _load_baseline(
         )
     except artifact.ArtifactError as error:
         raise artifact.ArtifactError(f"{role}: {error}") from None
-    if role == "production":
-        return model, None
-    return model, f"Baseline: {folder} (gate --against), not the registry's production model."
+    against = f"Baseline: {folder} (gate --against), not the registry's production model."
+    return model, None if role == "production" else against
 
 
 def write_outputs(result: GateResult, out_dir: Path) -> Path:
