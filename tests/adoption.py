@@ -63,11 +63,11 @@ def copy_project(project: Path, destination: Path) -> Path:
     return destination
 
 
-def failures(junit_xml: Path) -> dict[str, str]:
-    """The failed and erroring tests of a pytest JUnit XML report: node id to the first line of the reason."""
+def failures(junit_xml: Path, outcomes: tuple[str, ...] = ("failure", "error")) -> dict[str, str]:
+    """The failed and erroring tests (or other ``outcomes``) of a JUnit XML report: node id to its reason, one line."""
     found = {}
     for case in ET.parse(junit_xml).getroot().iter("testcase"):
-        for outcome in ("failure", "error"):
+        for outcome in outcomes:
             element = case.find(outcome)
             if element is None:
                 continue
@@ -75,7 +75,7 @@ def failures(junit_xml: Path) -> dict[str, str]:
             classes = next((i for i, part in enumerate(parts) if part[:1].isupper()), len(parts))
             name = "::".join([f"{'/'.join(parts[:classes])}.py", *parts[classes:], case.get("name", "")])
             reason = (element.get("message") or element.text or "").strip().splitlines() or [""]
-            found[name if outcome == "failure" else f"{name} (error)"] = reason[0][:300]
+            found[name if outcome != "error" else f"{name} (error)"] = reason[0][:300]
     return found
 
 

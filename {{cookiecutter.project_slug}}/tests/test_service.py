@@ -293,7 +293,8 @@ def test_rows_the_model_cannot_score_get_a_422_naming_the_first_few_and_their_ex
     assert (many.status_code, error_fields(many)) == (422, [*first_few, "body"])
 
 
-@pytest.mark.parametrize("feature", [f.name for f in NUMBERS])
+@pytest.mark.skipif(not NUMBERS, reason="features.py declares only bool features")
+@pytest.mark.parametrize("feature", [f.name for f in NUMBERS] or [None])
 @pytest.mark.parametrize("value", [HUGE, -HUGE, 10**400], ids=["largest float", "smallest float", "10**400"])
 def test_an_extreme_valid_value_never_gets_a_5xx_from_the_real_model(unbounded_client, valid_row, feature, value):
     response = post(unbounded_client, [valid_row, {**valid_row, feature: value}])
