@@ -47,7 +47,7 @@ def post_worker_init(worker) -> None:
     """Leave what the worker has loaded (the libraries, the app, the model) out of the garbage collector's full passes.
 
     A full pass walks every object the process holds: 56 ms with scikit-learn loaded, more on a busy machine, a pause
-    in whichever request set it off, often in a worker's first seconds. Frozen objects are skipped (bench/RESULTS.md).
+    in whichever request sets it off, every few thousand requests. Frozen objects are skipped (bench/RESULTS.md).
     """
     gc.collect()
     gc.freeze()
