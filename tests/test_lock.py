@@ -125,3 +125,16 @@ def test_dependabot_updates_the_lock_and_the_uv_pin(default_project):
     ecosystems = {(update["package-ecosystem"], update["directory"]) for update in updates}
     assert {("uv", "/"), ("pip", "/.github")} <= ecosystems
     assert ("pip", "/") not in ecosystems
+
+
+@pytest.mark.slow
+def test_the_readmes_tox_runs_through_the_uv_in_the_projects_own_venv(default_project, tmp_path):
+    # the reader's path: after the README's `uv sync`, tox through `.venv/bin/uvx`, with nothing else on PATH
+    project = tmp_path / default_project.name
+    shutil.copytree(default_project, project)
+    synced = run([uv(), "sync", "--quiet", "--locked", "--extra", "test", "--compile-bytecode"], project, timeout=900)
+    assert synced.returncode == 0, synced.stdout[-3_000:] + synced.stderr[-3_000:]
+    command = re.search(r"`(\.venv/bin/uvx [^`]+ tox) -e lint,test`", (project / "README.md").read_text())
+    assert command, "the README no longer runs tox through .venv/bin/uvx"
+    done = run([*command.group(1).split(), "-e", "lint"], project, timeout=900)  # lint: the suite runs elsewhere
+    assert done.returncode == 0 and "lint: OK" in done.stdout, done.stdout[-3_000:] + done.stderr[-3_000:]

@@ -178,7 +178,7 @@ def test_a_refused_large_body_closes_the_connection_instead_of_being_read_to_its
     assert b"\r\nConnection: close\r\n" in answer
 
 
-def test_workers_load_the_model_before_they_accept_requests(production_registry, tmp_path):
+def test_workers_load_the_model_before_they_accept_requests_then_freeze_it(production_registry, tmp_path):
     log = tmp_path / "gunicorn.log"
     with gunicorn(production_registry, log) as (port, server):
         status, deadline = None, time.monotonic() + 60
@@ -191,11 +191,9 @@ def test_workers_load_the_model_before_they_accept_requests(production_registry,
         # nothing asked for the model yet, so the worker that answered has loaded it when it started
         assert "serving production model" in log.read_text()
         assert request(port, "GET", "/ready")[0] == 200
-
-
-def test_a_worker_leaves_what_it_loaded_out_of_the_garbage_collectors_full_passes():
+    # then each worker leaves what it loaded out of the garbage collector's full passes (post_worker_init): run here
+    # in a process of its own, as the config sets environment variables and hooks, and a freeze is for a whole process
     config = Path(__file__).parents[1] / "gunicorn.conf.py"
-    # in a process of its own: the config sets environment variables and hooks, and freezing is for a whole process
     code = f"import gc, runpy; runpy.run_path({str(config)!r})['post_worker_init'](None); print(gc.get_freeze_count())"
     frozen = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert int(frozen) > 1_000

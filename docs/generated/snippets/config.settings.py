@@ -29,9 +29,9 @@ class Settings:
     train_rows: int = 20_000
     holdout_rows: int = 20_000
     max_psi: float = 0.2
-    predictions: Path = Path("predictions")  # the service's prediction log: a folder of JSON Lines files
-    feedback: Path = Path("feedback")  # labels that arrive later: a folder of JSON Lines files
-    guard_min_rows: int = 5_000  # labelled live rows the guard waits for before it decides
-    guard_watch_days: int = 30  # days the guard keeps judging a production model after confirming it
+    predictions: Path = Path("predictions")  # this and the next three: the production loop's (production_loop=true)
+    feedback: Path = Path("feedback")
+    guard_min_rows: int = 5_000
+    guard_watch_days: int = 30
     gate: GateSettings = field(default_factory=GateSettings)
     data: DataSettings = field(default_factory=DataSettings)

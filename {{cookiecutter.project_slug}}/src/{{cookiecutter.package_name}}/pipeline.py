@@ -22,7 +22,7 @@ from .registry import Registry
 from .staging import StageFailed, smoke_test, staging_server
 from .train import train
 
-SUMMARY_WIDTH = 27  # as wide as "[9/9] promote_to_production"
+SUMMARY_WIDTH = 29  # as wide as "[10/10] promote_to_production"
 LOGS = Path("logs")
 
 
