@@ -219,8 +219,15 @@ def installed_bake(tmp_path_factory) -> tuple[Path, Path, Path]:
     command = [sys.executable, "-m", "cookiecutter", "--no-input", str(ROOT), "--output-dir", str(work)]
     subprocess.run(command, env=without_git_identity(home), check=True, capture_output=True, timeout=300)
     project = work / "fraud-detector"
-    python = gen_reference.install(project, project / ".venv")
-    return project, python, home
+    # the README's own install, `.venv/bin/uv sync ...` with the template's uv: the locked versions, on the Python of
+    # the project's .python-version, as the reader gets them
+    quickstart = re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), flags=re.S)[0]
+    (sync,) = [part for part in quickstart.split(" && ") if part.startswith(".venv/bin/uv sync ")]
+    command = [str(Path(sys.executable).parent / "uv"), *sync.split()[1:]]
+    command[command.index("--directory") + 1] = str(project)
+    done = subprocess.run(command, env=clean_env(), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3_000:] + done.stderr[-3_000:]
+    return project, project / ".venv" / "bin" / "python", home
 
 
 @pytest.fixture(scope="module")
