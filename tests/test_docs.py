@@ -414,8 +414,8 @@ def test_tutorial_runs_in_order_from_the_quickstart_and_prints_what_it_shows(qui
             for expected in block.expect:
                 expected = expected.replace(PRODUCTION, production)
                 assert expected in output, f"{expected!r} not in the output; {where}"
-            if block.output is not None:
-                outputs.append((block, output))
+            if block.output is not None:  # the service's port as the page and the reader have it
+                outputs.append((block, output.replace(f"127.0.0.1:{port}", "127.0.0.1:8000")))
     finally:
         shell.stop()
     if update_docs:
