@@ -258,10 +258,10 @@ def attach(app: Flask, slot) -> Recorder:
     metrics = Metrics()
     instrument(app, metrics, lambda: slot.serving.model.version if slot.serving else None)
     sink = open_sink(str(config["PREDICTION_LOG"]), config["PREDICTION_LOG_MAX_BYTES"])
-    shadow = None
-    if config["MODEL_SHADOW"] not in OFF and sink is None:  # its scores go to the log and nowhere else
+    shadow, wanted = None, config["MODEL_SHADOW"] not in OFF
+    if wanted and sink is None:  # its scores go to the log and nowhere else
         app.logger.error("MODEL_SHADOW is set but PREDICTION_LOG is off: no shadow (its scores go only to the log)")
-    elif config["MODEL_SHADOW"] not in OFF:
+    elif wanted:
         shadow = Shadow.start(slot.registry, config["MODEL_SHADOW"], slot.interval, app.logger, metrics)
     capacity = config["PREDICTION_LOG_CAPACITY"]
     log = sink and PredictionLog(sink, capacity, metrics.count_log_rows, app.logger, shadow)
