@@ -212,6 +212,11 @@ def without_git_identity(home: Path, **extra: str) -> dict[str, str]:
     return {**env, "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"}
 
 
+def quickstart_commands() -> list[str]:
+    """The README quickstart's one command line, split at its `&&`s."""
+    return re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), flags=re.S)[0].split(" && ")
+
+
 @pytest.fixture(scope="module")
 def installed_bake(tmp_path_factory) -> tuple[Path, Path, Path]:
     """A default bake made where git has no identity, installed in its own .venv; also the empty HOME it used."""
@@ -221,9 +226,8 @@ def installed_bake(tmp_path_factory) -> tuple[Path, Path, Path]:
     project = work / "fraud-detector"
     # the README's own install, `.venv/bin/uv sync ...` with the template's uv: the locked versions, on the Python of
     # the project's .python-version, as the reader gets them
-    quickstart = re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), flags=re.S)[0]
-    (sync,) = [part for part in quickstart.split(" && ") if part.startswith(".venv/bin/uv sync ")]
-    command = [str(Path(sys.executable).parent / "uv"), *sync.split()[1:]]
+    (sync,) = [part for part in quickstart_commands() if part.startswith(".venv/bin/uv sync ")]
+    command = [gen_reference.find_uv(), *sync.split()[1:]]
     command[command.index("--directory") + 1] = str(project)
     done = subprocess.run(command, env=clean_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3_000:] + done.stderr[-3_000:]
@@ -350,8 +354,7 @@ def quickstart_project(installed_bake) -> tuple[Path, Path, Path]:
     The quickstart's own run also runs the tests first; this one skips them (the tutorial runs them again).
     """
     project, python, home = installed_bake
-    quickstart = re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), flags=re.S)[0]
-    last = quickstart.split(" && ")[-1]
+    last = quickstart_commands()[-1]
     assert last.endswith("fraud-detector pipeline"), "the quickstart no longer ends with the pipeline"
     command = [str(project / last.split()[0]), *last.split()[1:], "--skip-tests"]
     done = subprocess.run(command, cwd=project, env=without_git_identity(home), capture_output=True, text=True)
