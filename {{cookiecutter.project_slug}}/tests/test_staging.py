@@ -20,7 +20,6 @@ from {{ cookiecutter.package_name }}.service import create_app
 from {{ cookiecutter.package_name }}.staging import (
     BATCH_ROWS,
     StageFailed,
-    StagingError,
     score_staging,
     served_scores,
     skew,
@@ -147,7 +146,7 @@ def test_a_staging_answer_of_another_shape_or_status_is_a_clear_error(monkeypatc
 
     monkeypatch.setattr(staging.http.client.HTTPConnection, "request", lambda *args, **kwargs: None)
     monkeypatch.setattr(staging.http.client.HTTPConnection, "getresponse", lambda self: Response())
-    with pytest.raises(StagingError, match=f"answered a batch of 1 holdout rows with {status}"):
+    with pytest.raises(StageFailed, match=f"answered a batch of 1 holdout rows with {status}"):
         staging.post("http://127.0.0.1:1", [{"x": 1.0}])
 
 

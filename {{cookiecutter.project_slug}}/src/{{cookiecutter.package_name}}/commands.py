@@ -46,14 +46,15 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     from .data import prepare
     from .train import train
 
-    both_given = bool(args.train and args.holdout)
-    if both_given and args.week is not None:
-        raise ValueError("--week and --train with --holdout exclude each other: give one")
-    files = None if both_given else prepare(settings, requested_week(settings, args))
-    train_csv, holdout_csv = Path(args.train or files.train), Path(args.holdout or files.holdout)
-    # the source's lineage only when both files are the source's own
-    lineage = files.lineage if files and not (args.train or args.holdout) else None
-    seed = args.seed if args.seed is not None else settings.seed
+    if args.train and args.holdout:
+        if args.week is not None:
+            raise ValueError("--week and --train with --holdout exclude each other: give one")
+        train_csv, holdout_csv, lineage = Path(args.train), Path(args.holdout), None
+    else:
+        files = prepare(settings, args.week)
+        train_csv, holdout_csv = Path(args.train or files.train), Path(args.holdout or files.holdout)
+        lineage = None if args.train or args.holdout else files.lineage  # only when both files are the source's
+    seed = settings.seed if args.seed is None else args.seed
     folder, metadata = train(train_csv, holdout_csv, settings.artifacts, seed, source=lineage)
     print(f"{metadata['version']}  {folder}")
     return 0
@@ -64,14 +65,13 @@ def cmd_declare(settings: Settings, args: argparse.Namespace) -> int:
     from . import declare
 
     features = declare.declare(Path(args.csv), args.label, tuple(args.ignore or ()))
-    declaration = declare.render(features, args.label)
     for note in declare.warnings(Path(args.csv), features):
         print(f"note: {note}", file=sys.stderr)
     if not args.write:
-        print(declaration, end="")
+        print(declare.render(features, args.label), end="")
         return 0
     features_py = Path(declare.__file__).with_name("features.py")
-    declare.write(features_py, declaration)
+    declare.write(features_py, declare.render(features, args.label))
     print(f"wrote LABEL and FEATURES to {features_py}: review each range and description")
     return 0
 
@@ -82,20 +82,15 @@ def cmd_gate(settings: Settings, args: argparse.Namespace) -> int:
 
     overrides = {"min_auc": args.min_auc, "max_auc_drop": args.max_auc_drop}
     gate = replace(settings.gate, **{key: value for key, value in overrides.items() if value is not None})
-    registry = Registry(settings.registry)
     try:
         candidate = resolve(settings, args.candidate)
     except RegistryError as unknown:  # still a report and gate.json: CI posts them whatever the decision
         candidate, result = None, GateResult("undecided", [f"could not decide: {unknown}"], gate)
     else:
-        if args.against:
-            baseline, role = resolve(settings, args.against), "baseline"
-        else:
-            production = registry.current("production")
-            baseline, role = (registry.models / production if production else None), "production"
+        role = "baseline" if args.against else "production"
+        baseline = resolve(settings, args.against) if args.against else Registry(settings.registry).current_folder(role)
         result = run_gate(candidate, holdout_file(settings, args), baseline, gate, args.library_upgrade, role)
-    out = Path(args.out) if args.out else candidate or Path("gate")
-    print(write_outputs(result, out).read_text(), end="")
+    print(write_outputs(result, Path(args.out) if args.out else candidate or Path("gate")).read_text(), end="")
     if result.decision == "undecided":
         print(f"{PROG}: error: {result.reasons[0]}", file=sys.stderr)
     return result.exit_code
@@ -151,7 +146,6 @@ def cmd_diff(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
     """Production's AUC on later labelled rows against its deploy-time AUC, and drift; exit 1 to retrain."""
     from . import monitor
-    from .data import prepare
 
     if args.week is None and args.data is None:
         live = getattr(args, "live_monitor", None)  # the production loop's: every week of live labelled rows
@@ -161,11 +155,8 @@ def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
     production = Registry(settings.registry).current_folder("production")
     if production is None:
         raise RegistryError("no production model to monitor; run the pipeline first")
-    if args.data:
-        data, period = Path(args.data), Path(args.data).name
-    else:
-        files = prepare(settings, args.week)
-        data, period = files.holdout, files.description
+    data = holdout_file(settings, args)
+    period = data.name if args.data else f"synthetic week {args.week}"
     report = monitor.offline_report(production, period, data, settings)
     print("\n".join(report.lines()))
     print(f"report: {monitor.write_outputs(report, Path(args.out))}")
@@ -177,13 +168,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if not GUNICORN_CONFIG.is_file():
         raise ValueError(f"no {GUNICORN_CONFIG} here: run serve in the project's folder, beside pyproject.toml")
     os.environ.update(MODEL_REGISTRY=str(settings.registry), MODEL_STAGE=args.stage)
-    layer_environment = getattr(args, "layer_environment", None)  # the production loop's log and shadow
-    if layer_environment:
+    if layer_environment := getattr(args, "layer_environment", None):  # the production loop's log and shadow
         os.environ.update(layer_environment(settings, args))
     command = [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG.resolve())]
     command += ["--bind", f"{args.host}:{args.port}", f"{__package__}.service:create_app()"]
-    if args.workers:
-        command += ["--workers", str(args.workers)]
+    command += ["--workers", str(args.workers)] if args.workers else []
     os.execv(sys.executable, command)
     return 0  # pragma: no cover - execv does not return
 
@@ -196,23 +185,19 @@ def cmd_smoke_test(settings: Settings, args: argparse.Namespace) -> int:
     base, holdout = args.url.rstrip("/"), holdout_file(settings, args)
     try:
         staging.wait_until_ready(base, seconds=args.wait)
-        problems, rejected = staging.smoke_test(base, args.version, holdout)
-    except staging.StageFailed as error:
-        problems = [str(error)]
-    for problem in problems:
-        print(f"FAILED: {problem}", file=sys.stderr)
-    if problems:
+        print(staging.smoke_test(base, args.version, holdout))
+        if args.score:
+            production = Registry(settings.registry).current_folder("production")
+            found, result = staging.score_staging(
+                base, resolve(settings, args.version), holdout, production, settings.gate, args.library_upgrade
+            )
+            report = write_outputs(result, Path(args.out))
+            print(report.read_text(), end="")
+            staging.verdict(found, result, report)
+    except staging.StageFailed as failure:
+        print(f"FAILED: {failure}", file=sys.stderr)
         return 1
-    print(f"{base} answered {args.version} and rejected {rejected} bad requests with 4xx")
-    if not args.score:
-        return 0
-    folder = Registry(settings.registry).current_folder("production")
-    candidate = resolve(settings, args.version)
-    found, result = staging.score_staging(base, candidate, holdout, folder, settings.gate, args.library_upgrade)
-    print(write_outputs(result, Path(args.out)).read_text(), end="")
-    if found.differing:
-        print(f"FAILED: {found.message()}", file=sys.stderr)
-    return 1 if found.differing or result.exit_code else 0
+    return 0
 
 
 def cmd_pipeline(settings: Settings, args: argparse.Namespace) -> int:
@@ -220,6 +205,5 @@ def cmd_pipeline(settings: Settings, args: argparse.Namespace) -> int:
     from . import pipeline
 
     with pipeline.Console(verbose=args.verbose, log=pipeline.log_path("pipeline")) as console:
-        run = pipeline.Run(settings, requested_week(settings, args), console=console)
-        run.run_tests, run.all_tests, run.library_upgrade = not args.skip_tests, args.all_tests, args.library_upgrade
+        run = pipeline.Run(settings, args.week, not args.skip_tests, args.all_tests, args.library_upgrade, console)
         return pipeline.run_pipeline(run)

@@ -6,7 +6,6 @@ import contextlib
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from .config import Settings
 from .data import DataFiles, prepare
 from .gate import run_gate, write_outputs
 from .registry import Registry
-from .staging import StageFailed, smoke_test, staging_server
+from .staging import StageFailed
 from .train import train
 
 SUMMARY_WIDTH = 29  # as wide as "[10/10] promote_to_production"
@@ -32,18 +31,17 @@ def log_path(name: str) -> Path:
 
 
 class Console:
-    """Shows a run's stages on the screen (a summary line each, or every line when verbose) and logs every line."""
+    """Shows a summary line per stage (every line when verbose), logs every line; a terminal sees a stage's progress."""
 
-    def __init__(self, screen: TextIO | None = None, verbose: bool = False, log: Path | None = None, tick: float = 0.5):
-        """Write to ``screen`` (standard output by default) and append every line to ``log`` when given."""
-        self._screen, self.verbose, self.log_path, self.tick = screen, verbose, log, tick
+    def __init__(self, screen: TextIO | None = None, verbose: bool = False, log: Path | None = None) -> None:
+        """Write to ``screen`` (standard output, looked up at each write) and append every line to ``log``."""
+        self._screen, self.verbose, self.log_path = screen, verbose, log
         self._log: TextIO | None = None
-        self._lock = threading.Lock()
-        self._result = self._latest = self._progress = ""  # _progress: the line drawn on a terminal, if any
+        self._label, self._result, self._started, self._drawn = "", "", 0.0, False
 
     @property
     def screen(self) -> TextIO:
-        """Where lines go; standard output is looked up at each write, so redirections made later apply."""
+        """Where lines go: standard output unless a screen was given."""
         return self._screen or sys.stdout
 
     def __enter__(self) -> Console:
@@ -70,54 +68,46 @@ class Console:
         self.detail(text)
 
     def detail(self, text: str) -> None:
-        """Long output (a test run's report): in the log, and on the screen only when verbose."""
+        """Long output (a test run's report): logged, shown when verbose, else the progress line of a terminal."""
         for line in text.splitlines() or [""]:
-            self._latest = line
             self._write(line, screen=self.verbose)
+            self._progress(line)
 
     @contextlib.contextmanager
     def stage(self, label: str) -> Iterator[None]:
         """Run one stage: its header when verbose, progress on a terminal, then its summary line with the time."""
-        self._result = self._latest = ""
+        self._label, self._result, self._started = label, "", time.monotonic()
         self._write(label, screen=self.verbose)
-        started, done = time.monotonic(), threading.Event()
-        ticker = threading.Thread(target=self._tick, args=(label, started, done), daemon=True)
-        drawing = not self.verbose and self.screen.isatty()
-        if drawing:
-            ticker.start()
+        self._progress("")
         try:
             yield
         except BaseException:
             self._result = self._result or "failed"
             raise
         finally:
-            done.set()
-            if drawing:
-                ticker.join()
-            self.show(f"{label.ljust(SUMMARY_WIDTH)} {time.monotonic() - started:6.1f} s  {self._result or 'done'}")
+            self.show(self._summary(self._result or "done"))
 
-    def _tick(self, label: str, started: float, done: threading.Event) -> None:
-        """Redraw one progress line (elapsed seconds and the stage's latest output) until the stage ends."""
-        while not done.wait(self.tick):
-            line = f"{label.ljust(SUMMARY_WIDTH)} {time.monotonic() - started:6.0f} s  {self._latest}"
-            with self._lock:
-                self._draw(line[: shutil.get_terminal_size().columns - 1], progress=True)
+    def _summary(self, text: str) -> str:
+        """The stage's line: its label, the seconds since it started, and ``text``."""
+        return f"{self._label.ljust(SUMMARY_WIDTH)} {time.monotonic() - self._started:6.1f} s  {text}"
+
+    def _progress(self, line: str) -> None:
+        """On a terminal, when not verbose, redraw the running stage's line with its latest output."""
+        if not self.verbose and self.screen.isatty():
+            self._draw(self._summary(line)[: shutil.get_terminal_size().columns - 1], progress=True)
 
     def _write(self, line: str, screen: bool) -> None:
         """Append a line to the log, and to the screen when asked."""
-        with self._lock:
-            if self._log is not None:
-                self._log.write(line + "\n")
-                self._log.flush()
-            if screen:
-                self._draw(line + "\n")
+        if self._log is not None:
+            self._log.write(line + "\n")
+            self._log.flush()
+        if screen:
+            self._draw(line + "\n")
 
     def _draw(self, text: str, progress: bool = False) -> None:
         """Erase the progress line, if one is drawn, then write ``text``: a line, or the new progress line."""
-        if self._progress:
-            self.screen.write("\r\x1b[K")
-        self._progress = text if progress else ""
-        self.screen.write(text)
+        self.screen.write(("\r\x1b[K" if self._drawn else "") + text)
+        self._drawn = progress
         self.screen.flush()
 
 
@@ -131,13 +121,13 @@ class Run:
     all_tests: bool = False
     library_upgrade: bool = False
     console: Console = field(default_factory=Console)
+    data: DataFiles | None = None
     train_csv: Path = Path()
     holdout_csv: Path = Path()
-    data: DataFiles | None = None
     candidate: Path = Path()
     version: str = ""
-    staging_url: str = ""  # the staging service, while the pipeline runs
-    resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # closed when the run ends
+    staging_url: str = ""  # the staging service, once a stage started it; it stops when the run ends
+    resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @property
     def registry(self) -> Registry:
@@ -153,9 +143,8 @@ class Run:
         self.console.detail(text)
 
 
-# The tests marked slow (whole stories, processes, servers) run in `pytest`, tox and CI, not before a local deploy.
-# Hypothesis's pytest plugin is left out too: it imports Hypothesis at the end of every run, a second more, and
-# only the slow fuzz tests use it (a test using Hypothesis still runs without the plugin).
+# The tests marked slow (whole stories, processes, servers) run in `pytest`, tox and CI, not before a local deploy;
+# nor does Hypothesis's pytest plugin, a second more at the end of every run (a test using Hypothesis still runs).
 FAST_TEST_OPTIONS = ["-m", "not server and not slow", "-p", "no:hypothesispytest"]
 
 
@@ -165,10 +154,14 @@ def run_tests(run: Run) -> None:
         run.say("SKIPPED on request (--skip-tests): the tests did not run")
         return
     command = [sys.executable, "-u", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    command += [] if run.all_tests else FAST_TEST_OPTIONS
     output = []
     # streamed line by line, so a terminal shows the tests' progress and the log keeps their whole report
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as tests:
+    with subprocess.Popen(
+        command + ([] if run.all_tests else FAST_TEST_OPTIONS),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as tests:
         for line in tests.stdout:
             output.append(line.rstrip())
             run.detail(output[-1])
@@ -226,32 +219,20 @@ def promote_to_staging(run: Run) -> None:
 
 def smoke_test_staging(run: Run) -> None:
     """Serve staging on a free 127.0.0.1 port and check that it answers well and rejects bad input."""
-    base = start_staging(run)
-    problems, rejected = smoke_test(base, run.version, run.holdout_csv)
-    if problems:
-        raise StageFailed("; ".join(problems))
-    run.say(f"staging on {base} answered {run.version} and rejected {rejected} bad requests with 4xx")
+    if not run.staging_url:  # the service stops when the run ends
+        run.staging_url = run.resources.enter_context(staging.staging_server(run.settings.registry))
+    run.say("staging on " + staging.smoke_test(run.staging_url, run.version, run.holdout_csv))
 
 
 def score_staging(run: Run) -> None:
     """Score the holdout through staging: its answers must be the model file's, and the gate judges them."""
-    folder, candidate = run.registry.current_folder("production"), run.registry.folder(run.version)
-    found, result = staging.score_staging(
-        start_staging(run), candidate, run.holdout_csv, folder, run.settings.gate, run.library_upgrade
-    )
-    report = write_outputs(result, run.candidate / "staging")
-    if found.differing:
-        raise StageFailed(f"{found.message()}; report: {report}")
-    run.say(f"{found.rows} holdout rows served as the model file scores them; gate on them: {result.decision}")
-    if result.exit_code:
-        raise StageFailed("the gate blocked what staging served: " + "; ".join(result.reasons))
-
-
-def start_staging(run: Run) -> str:
-    """The staging service of this run: started on a free 127.0.0.1 port the first time, stopped when the run ends."""
     if not run.staging_url:
-        run.staging_url = run.resources.enter_context(staging_server(run.settings.registry))
-    return run.staging_url
+        smoke_test_staging(run)
+    production, candidate = run.registry.current_folder("production"), run.registry.folder(run.version)
+    found, result = staging.score_staging(
+        run.staging_url, candidate, run.holdout_csv, production, run.settings.gate, run.library_upgrade
+    )
+    run.say(staging.verdict(found, result, write_outputs(result, run.candidate / "staging")))
 
 
 def promote_to_production(run: Run) -> None:

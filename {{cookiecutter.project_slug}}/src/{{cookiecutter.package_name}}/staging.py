@@ -1,9 +1,7 @@
-"""Scored staging: the holdout sent through the staging service, its answers checked against the model file's.
+"""Staging: a service on 127.0.0.1, its smoke test, and scored staging, the test environment that catches the bug.
 
-The unit tests check code; the offline gate checks the model file. Neither sees the service that will answer in
-production: a row built in another column order, a unit converted on the way in, a bool mapped the wrong way. Here
-the staging service scores every holdout row over HTTP. Its answers must equal the model file's (any difference is
-skew between training and serving), and the gate then judges what staging served, against production.
+Staging scores every holdout row over HTTP: its answers must equal the model file's (any difference is skew between
+training and serving, such as a column read in another unit), and the gate then judges what staging served.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
@@ -41,10 +39,6 @@ class StageFailed(Exception):
     """A stage found a problem; the pipeline stops and production stays as it was."""
 
 
-class StagingError(Exception):
-    """The staging service did not answer the holdout as a service should (a status, a body, a count)."""
-
-
 @dataclass(frozen=True)
 class Skew:
     """How the served scores differ from the model file's: on how many rows, by how much, and through which input."""
@@ -55,57 +49,50 @@ class Skew:
     suspects: tuple[str, ...] = ()
 
     def message(self) -> str:
-        """One line for the pipeline's failure: the count, the largest difference and the traced input, if any."""
+        """One line for the pipeline's failure: the count, the largest difference and the traced inputs, if any."""
         text = (
             f"staging served other scores than the model file on {self.differing} of {self.rows} holdout rows "
             f"(largest difference {self.largest:.6f}): skew between training and serving"
         )
-        if len(self.suspects) == 1:
-            return f"{text}; the service reads {self.suspects[0]} differently from training"
-        if self.suspects:
-            return f"{text}; the service reads these inputs differently from training: {', '.join(self.suspects)}"
-        return text
+        reads = f"; the service reads {', '.join(self.suspects)} differently from training" if self.suspects else ""
+        return text + reads
 
 
 def request_rows(features: tuple[Feature, ...], X: np.ndarray) -> list[dict]:
     """The rows of ``X`` as the service's JSON requests carry them: each feature's value in its declared kind."""
-    cast = {"float": float, "int": int, "bool": bool}
-    kinds = [cast[feature.kind] for feature in features]
+    kinds = [{"float": float, "int": int, "bool": bool}[feature.kind] for feature in features]
     return [{f.name: kind(v) for f, kind, v in zip(features, kinds, row, strict=True)} for row in X.tolist()]
 
 
 def post(base: str, rows: list[dict]) -> list[float]:
-    """POST a batch to /predict; the probabilities, or StagingError naming what the service answered."""
+    """POST a batch to /predict; the probabilities, or StageFailed naming what the service answered."""
     status, answer = call(base + "/predict", json.dumps(rows).encode(), timeout=60)
     scores = answer.get(ANSWER) if status == 200 and isinstance(answer, dict) else None
     with contextlib.suppress(ValueError, TypeError):  # whatever the scores are, never a traceback
         if isinstance(scores, list) and len(scores) == len(rows):
             return [float(score) for score in scores]
-    raise StagingError(f"staging answered a batch of {len(rows)} holdout rows with {status}: {str(answer)[:200]}")
+    raise StageFailed(f"staging answered a batch of {len(rows)} holdout rows with {status}: {str(answer)[:200]}")
 
 
 def served_scores(base: str, features: tuple[Feature, ...], X: np.ndarray) -> np.ndarray:
     """Every row of ``X`` scored by the service at ``base``, in batches of BATCH_ROWS."""
     rows = request_rows(features, X)
     batches = (rows[start : start + BATCH_ROWS] for start in range(0, len(rows), BATCH_ROWS))
-    scores = [score for batch in batches for score in post(base, batch)]
-    return np.array(scores, dtype=float)
+    return np.array([score for batch in batches for score in post(base, batch)], dtype=float)
 
 
 def skew(served: np.ndarray, offline: np.ndarray) -> Skew:
-    """Compare served and offline scores row by row, within TOLERANCE."""
+    """Compare served and offline scores row by row, within TOLERANCE (an answer that is no number differs)."""
     difference = np.abs(served - offline)
-    differing = ~(difference <= TOLERANCE)  # a NaN (an answer that is no number) differs too
     largest = float("inf") if np.isnan(difference).any() else float(difference.max(initial=0.0))
-    return Skew(len(offline), int(differing.sum()), largest)
+    return Skew(len(offline), int((~(difference <= TOLERANCE)).sum()), largest)
 
 
 def trace(base: str, model: artifact.LoadedModel, X: np.ndarray, found: Skew, served: np.ndarray) -> Skew:
-    """Name the inputs that the service reads differently from training, by changing one feature at a time.
+    """Name the inputs the service reads differently from training: a skewed row sent again, one feature changed.
 
-    One row the service scores differently is sent again once per feature, with that feature taken from another
-    row. Where the service's error (in log-odds) changes, that feature takes part in the skew; where it stays the
-    same, the service reads that feature as training did. A monotone model makes this exact for one bad input.
+    Where the service's error (in log-odds) moves with a feature, that feature takes part in the skew; a monotone
+    model makes this exact for one bad input.
     """
     offline = model.probability(X)
     differing = np.flatnonzero(np.abs(served - offline) > TOLERANCE)
@@ -113,23 +100,18 @@ def trace(base: str, model: artifact.LoadedModel, X: np.ndarray, found: Skew, se
     probes = np.repeat(X[row : row + 1], len(model.features) + 1, axis=0)
     for column in range(len(model.features)):
         others = np.flatnonzero(X[:, column] != X[row, column])
-        if len(others):
-            probes[column + 1, column] = X[others[0], column]
-    # the probes travel in a batch as large as the scoring's, so that a path only big batches take is probed too
+        probes[column + 1, column] = X[others[0], column] if len(others) else X[row, column]
+    # in a batch as large as the scoring's, so that a path only big batches take is probed too
     batch = np.vstack([probes, X[: max(0, min(BATCH_ROWS, len(X)) - len(probes))]])
     try:
-        served_batch = served_scores(base, model.features, batch)[: len(probes)]
-    except StagingError:
+        served_probes = served_scores(base, model.features, batch)[: len(probes)]
+    except StageFailed:
         return found
-    errors = _logit(served_batch) - _logit(model.probability(probes))
+    logit = [special.logit(np.clip(p, 1e-6, 1 - 1e-6)) for p in (served_probes, model.probability(probes))]
+    errors = logit[0] - logit[1]
     moved = np.abs(errors[1:] - errors[0]) > 1e-3 * max(1.0, abs(errors[0]))
     suspects = tuple(feature.name for feature, changed in zip(model.features, moved, strict=True) if changed)
-    return Skew(found.rows, found.differing, found.largest, suspects)
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    """Log-odds, clipped away from 0 and 1 (the service rounds to 6 decimals)."""
-    return special.logit(np.clip(p, 1e-6, 1 - 1e-6))
+    return replace(found, suspects=suspects)
 
 
 def score_staging(
@@ -148,10 +130,18 @@ def score_staging(
     if found.differing:
         found = trace(base, model, X, found, served)
     where = f"the staging service at {base}"
-    gate = run_gate(
+    return found, run_gate(
         candidate_dir, holdout_csv, production_dir, settings, library_upgrade, served=served, scored_by=where
     )
-    return found, gate
+
+
+def verdict(found: Skew, result: GateResult, report: Path) -> str:
+    """What scored staging says when staging served the model file's scores and the gate passed them; else fails."""
+    if found.differing:
+        raise StageFailed(f"{found.message()}; report: {report}")
+    if result.exit_code:
+        raise StageFailed("the gate blocked what staging served: " + "; ".join(result.reasons))
+    return f"{found.rows} holdout rows served as the model file scores them; gate on them: {result.decision}"
 
 
 @contextlib.contextmanager
@@ -164,9 +154,8 @@ def staging_server(registry: Path):
     with tempfile.TemporaryFile("w+") as log:
         server = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
-            base = f"http://127.0.0.1:{port}"
-            wait_until_ready(base, server, log=log)
-            yield base
+            wait_until_ready(f"http://127.0.0.1:{port}", server, log=log)
+            yield f"http://127.0.0.1:{port}"
         finally:
             server.send_signal(signal.SIGINT)  # gunicorn's quick shutdown: every request sent has its answer
             server.wait(timeout=15)
@@ -185,19 +174,21 @@ def smoke_requests(features: tuple[Feature, ...], row: list[float]) -> tuple[dic
         "empty list": [],
         "batch over the maximum": [valid] * (MAX_BATCH + 1),
     }
-    # out of range: only where the declaration sets a bound (an all-bool table, or one with every bound None, has none)
+    # out of range: the first declared bound, if any (an all-bool table, or one with no bounds, has none)
     for f in features:
-        if f.kind != "bool" and f.minimum is not None:
-            bad[f"{f.name} below its minimum"] = {**valid, f.name: f.minimum - 1}
-            break
-        if f.kind != "bool" and f.maximum is not None:
-            bad[f"{f.name} above its maximum"] = {**valid, f.name: f.maximum + 1}
+        if f.kind != "bool" and (f.minimum, f.maximum) != (None, None):
+            side, value = (
+                ("below its minimum", f.minimum - 1) if f.minimum is not None else ("above its maximum", f.maximum + 1)
+            )
+            bad[f"{f.name} {side}"] = {**valid, f.name: value}
             break
     requests = {name: (json.dumps(body).encode(), "application/json") for name, body in bad.items()}
     requests["body not JSON"] = (b"{not json", "application/json")
     requests["wrong content type"] = (json.dumps(valid).encode(), "text/plain")
-    oversized = b" " * (MAX_BODY_BYTES + 1) + json.dumps(valid).encode()
-    requests["body over the size limit"] = (oversized, "application/json")
+    requests["body over the size limit"] = (
+        b" " * (MAX_BODY_BYTES + 1) + json.dumps(valid).encode(),
+        "application/json",
+    )
     return valid, requests
 
 
@@ -208,8 +199,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def smoke_test(base: str, version: str, holdout_csv: Path) -> tuple[list[str], int]:
-    """Check a running service; return its problems (none when it answers well) and how many bad requests it got."""
+def smoke_test(base: str, version: str, holdout_csv: Path) -> str:
+    """Check a running service: it answers a valid row with ``version`` and every bad request with a 4xx."""
     valid, bad = smoke_requests(FEATURES, read_csv(holdout_csv).X[0].tolist())
     problems = []
     status, body = call(base + "/predict", json.dumps(valid).encode())
@@ -219,7 +210,9 @@ def smoke_test(base: str, version: str, holdout_csv: Path) -> tuple[list[str], i
         status, body = call(base + "/predict", payload, content_type)
         if not 400 <= status < 500:
             problems.append(f"{name} got {status}, expected a 4xx: {body}")
-    return problems, len(bad)
+    if problems:
+        raise StageFailed("; ".join(problems))
+    return f"{base} answered {version} and rejected {len(bad)} bad requests with 4xx"
 
 
 def call(
