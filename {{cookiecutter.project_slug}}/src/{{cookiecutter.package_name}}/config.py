@@ -80,12 +80,11 @@ LIMITS = {
 
 def load_settings(pyproject: Path = Path("pyproject.toml")) -> Settings:
     """Read [tool.<package>] from pyproject.toml (if present); MODEL_REGISTRY overrides the registry."""
-    tool: dict = {}
+    tool: object = {}
     if pyproject.is_file():
         try:
-            with pyproject.open("rb") as file:
-                tool = tomllib.load(file).get("tool", {})
-        except (OSError, tomllib.TOMLDecodeError) as error:
+            tool = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+        except (OSError, ValueError) as error:  # ValueError: TOMLDecodeError, or bytes that are not UTF-8
             raise ConfigError(f"cannot read {pyproject}: {error}") from None
     settings = _build(Settings, tool.get(TABLE, {}) if isinstance(tool, dict) else tool, f"tool.{TABLE}")
     registry = os.environ.get("MODEL_REGISTRY")

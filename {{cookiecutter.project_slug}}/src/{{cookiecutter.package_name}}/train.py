@@ -55,6 +55,4 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     incoming = Path(tempfile.mkdtemp(prefix=".incoming-", dir=out_dir))
     saved = artifact.save(model, incoming, metadata, metrics)
-    folder = out_dir / saved["version"]
-    incoming.rename(folder)
-    return folder, saved
+    return incoming.rename(out_dir / saved["version"]), saved
