@@ -80,19 +80,18 @@ LIMITS = {
 
 def load_settings(pyproject: Path = Path("pyproject.toml")) -> Settings:
     """Read [tool.<package>] from pyproject.toml (if present); MODEL_REGISTRY overrides the registry."""
-    tool: dict = {}
+    tool: object = {}
     if pyproject.is_file():
         try:
-            with pyproject.open("rb") as file:
-                tool = tomllib.load(file).get("tool", {})
-        except (OSError, tomllib.TOMLDecodeError) as error:
+            tool = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+        except (OSError, ValueError) as error:  # ValueError: TOMLDecodeError, or bytes that are not UTF-8
             raise ConfigError(f"cannot read {pyproject}: {error}") from None
     settings = _build(Settings, tool.get(TABLE, {}) if isinstance(tool, dict) else tool, f"tool.{TABLE}")
     registry = os.environ.get("MODEL_REGISTRY")
     return replace(settings, registry=Path(registry)) if registry else settings
 
 
-def _build(cls: type, table: dict, where: str):
+def _build(cls: type, table: object, where: str):
     """Instantiate a settings class from a TOML table, converting and checking each value and sub-table."""
     if not isinstance(table, dict):
         raise ConfigError(f"[{where}] must be a table of settings, got {table!r}")
@@ -102,32 +101,24 @@ def _build(cls: type, table: dict, where: str):
             raise ConfigError(f"unknown key {key!r} in [{where}]; known keys: {', '.join(known)}")
         default = getattr(defaults, key)
         if is_dataclass(default):  # the gate and data tables
-            values[key] = _build(type(default), value, f"{where}.{key}")
-            continue
-        if isinstance(default, Path) and isinstance(value, str):
-            value = Path(value)
-        elif isinstance(default, float) and type(value) is int:  # `max_psi = 1` means 1.0; `true` is no number
-            value = float(value)
+            value = _build(type(default), value, f"{where}.{key}")
+        elif isinstance(default, Path) and type(value) is str or isinstance(default, float) and type(value) is int:
+            value = type(default)(value)  # text is a path, and `max_psi = 1` means 1.0 (`true` is no number)
         if type(value) is not type(default):
             kind = "path" if isinstance(default, Path) else type(default).__name__
             raise ConfigError(f"[{where}] {key} must be a {kind}, got {value!r}")
         if key in LIMITS and not LIMITS[key][0](value):
             raise ConfigError(f"[{where}] {key} must be {LIMITS[key][1]}, got {value!r}")
         values[key] = value
-    if cls is DataSettings:
-        _check_source(DataSettings(**values), set(table), where)
-    return cls(**values)
-
-
-def _check_source(data: DataSettings, given: set[str], where: str) -> None:
-    """Refuse a data table that misses a file its source needs, or sets a key its source would not read."""
-    uses = SOURCES[data.source]
-    unused = sorted(given - {"source", *uses})
-    if unused:
-        raise ConfigError(f'[{where}] {unused[0]} is not read by source = "{data.source}"; remove it')
-    for key in uses:
-        if getattr(data, key) == Path():  # a file setting left empty
-            raise ConfigError(f'[{where}] source = "{data.source}" needs {key} = "<a CSV file>"')
+    settings = cls(**values)
+    if cls is DataSettings:  # refuse a file its source needs left out, or a key its source would not read
+        unused = sorted(set(table) - {"source", *SOURCES[settings.source]})
+        if unused:
+            raise ConfigError(f'[{where}] {unused[0]} is not read by source = "{settings.source}"; remove it')
+        for key in SOURCES[settings.source]:
+            if getattr(settings, key) == Path():
+                raise ConfigError(f'[{where}] source = "{settings.source}" needs {key} = "<a CSV file>"')
+    return settings
 
 
 def layers() -> list:

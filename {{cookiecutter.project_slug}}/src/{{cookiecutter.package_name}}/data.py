@@ -1,13 +1,8 @@
-"""Labelled data: a Dataset, CSV input (checked against the feature list) and output, and the configured source.
-
-The source ([tool.<package>.data] in pyproject.toml) is "synthetic" (the example's generated ``week``), "csv" (one
-labelled file split in two) or "csv-pair" (a training and a holdout file, used as they are). A "csv" split holds out
-the rows with the latest ``split_column`` values, or else in each class the rows whose text hashes lowest: the same
-rows whatever the seed or the order of the rows, so a retrain is gated on the rows production was gated on.
-"""
+"""Labelled data: a Dataset, CSV files checked against the feature list, and the configured source's two files."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 from dataclasses import dataclass
@@ -15,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import TABLE, DataSettings, Settings
+from .config import TABLE, Settings
 from .features import FEATURES, LABEL, Feature
 
 Rows = list[tuple[int, list[str]]]  # the rows of a CSV file as text, each with its line number
@@ -38,8 +33,18 @@ class Dataset:
         return int(self.y.sum())
 
 
+@dataclass(frozen=True)
+class DataFiles:
+    """A training and a holdout CSV, a short name of where they came from, and the lineage a model records."""
+
+    train: Path
+    holdout: Path
+    description: str
+    lineage: dict
+
+
 def write_csv(path: Path, data: Dataset, features: tuple[Feature, ...] = FEATURES) -> None:
-    """Write a dataset as CSV with a header of the feature names and the label."""
+    """Write a dataset as CSV with a header of the feature names and the label (whole numbers without a point)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     integral = [feature.kind != "float" for feature in features]
     with path.open("w", newline="") as file:
@@ -94,21 +99,7 @@ def read_csv(path: Path, features: tuple[Feature, ...] = FEATURES) -> Dataset:
 
 def sha256_of(path: Path) -> str:
     """Return the hex sha256 of a file (data lineage and model integrity)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as file:
-        while block := file.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class DataFiles:
-    """A training and a holdout CSV, a short name of where they came from, and the lineage a model records."""
-
-    train: Path
-    holdout: Path
-    description: str
-    lineage: dict
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def prepare(settings: Settings, week: int | None = None, root: Path = Path()) -> DataFiles:
@@ -116,24 +107,19 @@ def prepare(settings: Settings, week: int | None = None, root: Path = Path()) ->
     data = settings.data
     if week is not None and data.source != "synthetic":
         raise DataError(f'a week of data needs source = "synthetic"; this project\'s source is "{data.source}"')
-    if data.source == "synthetic":
-        return _synthetic(settings, week or 0, root)
     if data.source == "csv":
         return _split(settings, root)
-    train, holdout = _existing(root / data.path), _existing(root / data.holdout_path)
-    lineage = {"source": "csv-pair", "path": str(data.path), "sha256": sha256_of(train)}
-    lineage |= {"holdout_path": str(data.holdout_path), "holdout_sha256": sha256_of(holdout)}
-    return DataFiles(train, holdout, f"{data.path} and {data.holdout_path}", lineage)
-
-
-def _synthetic(settings: Settings, week: int, root: Path) -> DataFiles:
-    """Write a week of the synthetic example."""
+    if data.source == "csv-pair":
+        train, holdout = _existing(root / data.path), _existing(root / data.holdout_path)
+        lineage = {"source": "csv-pair", "path": str(data.path), "sha256": sha256_of(train)}
+        lineage |= {"holdout_path": str(data.holdout_path), "holdout_sha256": sha256_of(holdout)}
+        return DataFiles(train, holdout, f"{data.path} and {data.holdout_path}", lineage)
     try:
         from . import synthetic  # imported here: the own-data guide deletes it
     except ModuleNotFoundError:
         hint = f"set source in [tool.{TABLE}.data] of pyproject.toml"
         raise DataError(f'source = "synthetic" needs synthetic.py, which this project no longer has: {hint}') from None
-    sizes = settings.train_rows, settings.holdout_rows
+    week, sizes = week or 0, (settings.train_rows, settings.holdout_rows)
     train, holdout = synthetic.write_week(root / settings.data_dir, week, settings.seed, *sizes)
     lineage = {"source": "synthetic", "week": week, "seed": settings.seed}
     return DataFiles(train, holdout, f"synthetic week {week}", lineage)
@@ -148,19 +134,23 @@ def _existing(path: Path) -> Path:
 
 def _split(settings: Settings, root: Path) -> DataFiles:
     """Split one CSV into training and holdout files under ``data_dir/split``, the same way every time."""
-    data = settings.data
-    source = _existing(root / data.path)
+    data, source = settings.data, _existing(root / settings.data.path)
     header, rows = read_table(source)
     if LABEL not in header:
         raise DataError(f"{source} has no label column {LABEL} (LABEL in features.py)")
-    labels = _column(header, rows, LABEL)
-    for (line, _), label in zip(rows, labels, strict=True):
+    if data.split_column and data.split_column not in header:
+        raise DataError(f"{source} has no column {data.split_column} (split_column in [tool.{TABLE}.data])")
+    at = [header.index(name) for name in (LABEL, data.split_column or LABEL)]
+    cells = [(line, *(row[i].strip() if i < len(row) else "" for i in at)) for line, row in rows]
+    for line, label, key in cells:
         if label not in ("0", "1", "0.0", "1.0"):
             raise DataError(f"{source}, line {line}: {LABEL} must be 0 or 1, got {label!r}")
+        if not key:
+            raise DataError(f"{source}, line {line}: {data.split_column} is empty; a time split needs it on every row")
     if data.split_column:
-        held = _latest(source, header, rows, data)
+        held = _latest(source, [key for *_, key in cells], data.holdout_fraction)
     else:
-        held = _stratified(source, rows, np.array(labels, dtype=float), data.holdout_fraction)
+        held = _stratified(source, rows, np.array([label for _, label, _ in cells], dtype=float), data.holdout_fraction)
     folder = root / settings.data_dir / "split"
     folder.mkdir(parents=True, exist_ok=True)
     for name, keep in (("train.csv", ~held), ("holdout.csv", held)):
@@ -172,14 +162,9 @@ def _split(settings: Settings, root: Path) -> DataFiles:
     return DataFiles(folder / "train.csv", folder / "holdout.csv", str(data.path), lineage)
 
 
-def _column(header: list[str], rows: Rows, name: str) -> list[str]:
-    """A column's values, stripped ("" where a row is too short)."""
-    index = header.index(name)
-    return [row[index].strip() if index < len(row) else "" for _, row in rows]
-
-
 def _stratified(path: Path, rows: Rows, labels: np.ndarray, fraction: float) -> np.ndarray:
-    """Hold out ``fraction`` of each class (one row or more on each side): the rows whose text hashes lowest."""
+    """Hold out ``fraction`` of each class (one row or more each side): the rows whose text hashes lowest."""
+    # the same rows whatever the seed or the row order, so a retrain is gated on the rows production was gated on
     digests = [hashlib.sha256("\x1f".join(row).encode()).digest() for _, row in rows]
     held = np.zeros(len(rows), dtype=bool)
     for value in (0, 1):
@@ -190,20 +175,12 @@ def _stratified(path: Path, rows: Rows, labels: np.ndarray, fraction: float) -> 
     return held
 
 
-def _latest(path: Path, header: list[str], rows: Rows, data: DataSettings) -> np.ndarray:
-    """Hold out the rows with the latest ``split_column`` values: numbers, or text such as ISO dates (2024-05-31)."""
-    if data.split_column not in header:
-        raise DataError(f"{path} has no column {data.split_column} (split_column in [tool.{TABLE}.data])")
-    values = _column(header, rows, data.split_column)
-    for (line, _), value in zip(rows, values, strict=True):
-        if not value:
-            raise DataError(f"{path}, line {line}: {data.split_column} is empty; the time split needs it on every row")
-    try:
-        keys: list = [float(value) for value in values]
-    except ValueError:  # not all numbers: compare as text, which orders ISO dates and times correctly
-        keys = values
-    cutoff = sorted(keys)[min(int(len(keys) * (1 - data.holdout_fraction)), len(keys) - 1)]
-    held = np.array([key >= cutoff for key in keys])  # one row or more: the cutoff is a row's value
+def _latest(path: Path, values: list[str], fraction: float) -> np.ndarray:
+    """Hold out the rows with the latest split-column values: numbers, or text such as ISO dates (2024-05-31)."""
+    keys = np.array(values)
+    with contextlib.suppress(ValueError):  # not all numbers: compare as text, which orders ISO dates correctly
+        keys = keys.astype(float)
+    held = keys >= np.sort(keys)[min(int(len(keys) * (1 - fraction)), len(keys) - 1)]  # a row's value: 1 row or more
     if held.all():
         raise DataError(f"{path}: the split leaves no rows to train on")
     return held

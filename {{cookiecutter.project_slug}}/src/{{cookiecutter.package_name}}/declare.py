@@ -1,11 +1,4 @@
-"""`declare CSV --label COLUMN`: the LABEL and FEATURES declaration of features.py, written from a labelled CSV.
-
-Kinds: "bool" for a column of only 0 and 1, "int" for whole numbers (`127.0` included), "float" otherwise. Ranges:
-the observed minimum and maximum, each widened by MARGIN of the observed span (not below 0 for a column that is
-never negative), then rounded outward, so that new rows a little beyond the training data are still accepted.
-A header that cannot be an API field (`a/b`, `x-1`, `2nd`) gets one that can (`a_b`, `x_1`, `col_2nd`); the
-feature keeps the header as its `column`, so the CSV is read as it is.
-"""
+"""`declare CSV --label COLUMN`: the LABEL and FEATURES declaration of features.py, written from a labelled CSV."""
 
 from __future__ import annotations
 
@@ -44,10 +37,8 @@ def declare(path: Path, label: str, ignore: tuple[str, ...] = ()) -> tuple[Featu
     if not columns:
         raise DataError(f"{path} has no feature column besides the label {label}")
     hint = "encode it as numbers or --ignore it"
-    return tuple(
-        _feature(name, column, _numbers(path, header, rows, column, hint), path.name)
-        for name, column in zip(field_names(columns), columns, strict=True)
-    )
+    named = zip(field_names(columns), columns, strict=True)
+    return tuple(_feature(name, column, _numbers(path, header, rows, column, hint), path) for name, column in named)
 
 
 def warnings(path: Path, features: tuple[Feature, ...]) -> list[str]:
@@ -69,7 +60,7 @@ def warnings(path: Path, features: tuple[Feature, ...]) -> list[str]:
 
 
 def field_names(columns: list[str]) -> list[str]:
-    """An API field name for each column: the header itself when it can be one, else a readable identifier."""
+    """An API field name for each column: the header itself when it can be one, else one like it (`a/b` -> `a_b`)."""
     names: list[str] = []
     for column in columns:
         name = column if _is_field(column) else re.sub(r"\W+", "_", column).strip("_") or "column"
@@ -117,9 +108,11 @@ def _numbers(path: Path, header: list[str], rows: Rows, name: str, hint: str) ->
     return np.array(values)
 
 
-def _feature(name: str, column: str, values: np.ndarray, source: str) -> Feature:
-    """The feature a column supports: its kind and its observed range widened by the margin."""
-    description = f"Column {column} of {source}."
+def _feature(name: str, column: str, values: np.ndarray, source: Path) -> Feature:
+    """The feature a column supports: bool (only 0 and 1), int (whole numbers, `127.0` too) or float, and its range."""
+    # the observed range widened by MARGIN of its span (never below 0 if never negative) and rounded outward:
+    # new rows a little beyond the training data are still accepted
+    description = f"Column {column} of {source.name}."
     column_or_none = None if column == name else column
     if np.isin(values, (0, 1)).all():
         return Feature(name, "bool", description=description, column=column_or_none)

@@ -10,10 +10,7 @@ Kind = Literal["float", "int", "bool"]
 
 @dataclass(frozen=True)
 class Feature:
-    """One numeric input column: its name, kind, allowed range and meaning.
-
-    ``name`` is the field of the API; ``column`` the CSV header when it is not a valid field name (`a/b`, `2nd`).
-    """
+    """One numeric input column: its API field name, kind, allowed range, meaning and CSV header if not its name."""
 
     name: str
     kind: Kind
@@ -29,10 +26,8 @@ class Feature:
 
     def to_dict(self) -> dict:
         """Return the feature as plain JSON-ready data (stored in each model's metadata)."""
-        data = asdict(self)
-        if data["column"] is None:  # the metadata of a feature whose CSV header is its name stays as it was
-            del data["column"]
-        return data
+        # a feature whose CSV header is its name has no "column": its metadata stays as it was
+        return {key: value for key, value in asdict(self).items() if key != "column" or value is not None}
 
     @classmethod
     def from_dict(cls, data: dict) -> Feature:
@@ -40,8 +35,7 @@ class Feature:
         return cls(**data)
 
 
-# what the model predicts and what one input row is called, from the prompts: the API answers
-# "<TARGET>_probability", and its schema and error messages name a RECORD
+# from the prompts: the API answers "<TARGET>_probability"; its schema and error messages name a RECORD
 TARGET = {{ cookiecutter.target | tojson }}
 RECORD = {{ cookiecutter.record_name | tojson }}
 

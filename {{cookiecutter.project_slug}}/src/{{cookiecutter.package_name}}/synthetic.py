@@ -1,7 +1,4 @@
-"""The example data: synthetic card transactions, deterministic for a seed, whose fraud drifts week by week.
-
-Delete this module and tests/test_synthetic.py once your own data is in use (docs: "Use your own data").
-"""
+"""The example's synthetic card transactions, whose fraud drifts weekly; delete it and its tests for your own data."""
 
 from __future__ import annotations
 
@@ -12,24 +9,12 @@ import numpy as np
 from .data import DataError, Dataset, write_csv
 from .features import feature_names
 
-SYNTHETIC_COLUMNS = (
-    "amount",
-    "hour",
-    "merchant_risk",
-    "distance_from_home_km",
-    "card_present",
-    "transactions_last_24h",
-)
+SYNTHETIC_COLUMNS = "amount", "hour", "merchant_risk", "distance_from_home_km", "card_present", "transactions_last_24h"
 HOLDOUT_SEED_OFFSET = 10_000  # a week's holdout comes from its own seed
 
 
 def synthetic_transactions(n: int, week: int = 0, seed: int = 0, fraud_rate: float = 0.03) -> Dataset:
-    """Generate ``n`` transactions of a given week; fraudsters shift tactics as weeks pass.
-
-    Week 0 fraud is mostly "big spend far from home"; from week 1 on, a growing
-    share is "card testing": small amounts, near home, many transactions a day.
-    Legitimate shoppers also drift online (fewer card-present purchases).
-    """
+    """Generate ``n`` transactions of a week: week 0 fraud is big spends far from home, then card testing grows."""
     if feature_names() != list(SYNTHETIC_COLUMNS):
         raise DataError(
             "the synthetic example only has its own columns, not those of features.py: "
@@ -39,7 +24,7 @@ def synthetic_transactions(n: int, week: int = 0, seed: int = 0, fraud_rate: flo
         raise DataError(f"need n >= 1 and week >= 0, got n={n}, week={week}")
     rng = np.random.default_rng([seed, week])
     fraud = rng.random(n) < fraud_rate
-    card_testing = fraud & (rng.random(n) < min(week, 4) / 4 * 0.8)
+    card_testing = fraud & (rng.random(n) < min(week, 4) / 4 * 0.8)  # small amounts, near home, many a day
     big_spend = fraud & ~card_testing
     legit = ~fraud
 
@@ -50,20 +35,12 @@ def synthetic_transactions(n: int, week: int = 0, seed: int = 0, fraud_rate: flo
     hour = np.where(big_spend & (rng.random(n) < 0.3), rng.integers(0, 6, n), daytime)
     merchant_risk = np.where(legit, rng.beta(2, 8, n), rng.beta(3, 6, n))
     distance = np.where(big_spend, rng.exponential(50, n), rng.exponential(15, n))
-    in_store_share = 0.7 - 0.25 * min(week, 4) / 4
+    in_store_share = 0.7 - 0.25 * min(week, 4) / 4  # legitimate shoppers drift online too
     card_present = rng.random(n) < np.select([legit, big_spend], [in_store_share, 0.45], 0.35)
     transactions = np.select([legit, big_spend], [rng.poisson(3, n), rng.poisson(4, n)], rng.poisson(7, n))
 
-    X = np.column_stack(
-        [
-            np.minimum(amount, 100_000).round(2),
-            hour,
-            merchant_risk.round(3),
-            np.minimum(distance, 20_000).round(1),
-            card_present,
-            np.minimum(transactions, 1_000),
-        ]
-    ).astype(float)
+    capped = [np.minimum(amount, 100_000).round(2), hour, merchant_risk.round(3), np.minimum(distance, 20_000).round(1)]
+    X = np.column_stack([*capped, card_present, np.minimum(transactions, 1_000)]).astype(float)
     return Dataset(X, fraud.astype(np.int8))
 
 

@@ -22,12 +22,7 @@ from .monitor import feature_profile
 # ----------------------------------------------------------------------------
 def build_model(seed: int = 0) -> Pipeline:
     """Return the untrained model: scaling, then logistic regression."""
-    return Pipeline(
-        [
-            ("scale", StandardScaler()),
-            ("classify", LogisticRegression(max_iter=1_000, random_state=seed)),
-        ]
-    )
+    return Pipeline([("scale", StandardScaler()), ("classify", LogisticRegression(max_iter=1_000, random_state=seed))])
 
 
 def fit(data: Dataset, seed: int = 0) -> Pipeline:
@@ -43,10 +38,7 @@ def train(
     features: tuple[Feature, ...] = FEATURES,
     source: dict | None = None,
 ) -> tuple[Path, dict]:
-    """Train on one CSV, score on a holdout CSV, save the model folder; return (folder, metadata).
-
-    ``source`` describes where the two files came from (the data source's lineage, with the original file's sha256).
-    """
+    """Train on one CSV, score on a holdout CSV, save the model folder; ``source`` is the data's lineage."""
     data, holdout = read_csv(train_csv, features), read_csv(holdout_csv, features)
     model = fit(data, seed)
     metrics = {
@@ -63,6 +55,4 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     incoming = Path(tempfile.mkdtemp(prefix=".incoming-", dir=out_dir))
     saved = artifact.save(model, incoming, metadata, metrics)
-    folder = out_dir / saved["version"]
-    incoming.rename(folder)
-    return folder, saved
+    return incoming.rename(out_dir / saved["version"]), saved
