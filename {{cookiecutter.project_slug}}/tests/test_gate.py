@@ -189,11 +189,13 @@ def test_the_logit_interval_covers_the_true_auc_where_the_plain_interval_does_no
 def test_hanley_mcneil_and_the_detectable_drop_hold_in_a_simulation_of_their_model():
     first, _, _ = paired(*simulated_delong(*exponential_holdouts(0.9, 30, 150, rounds=1_000, seed=0)))
     assert first.mean() == pytest.approx(0.9, abs=0.003)
-    assert gate.hanley_mcneil_std_error(0.9, 30, 150) == pytest.approx(first.std(ddof=1), rel=0.06)
+    # at a correlation of 0.5 the difference's SE is one AUC's: the drop is z_sum times Hanley and McNeil's SE
+    z_sum = stats.norm.ppf(0.95) + stats.norm.ppf(gate.POWER)
+    hanley_mcneil = gate.min_detectable_drop(0.9, 30, 150, correlation=0.5) / z_sum
+    assert hanley_mcneil == pytest.approx(first.std(ddof=1), rel=0.06)
     first, second, std_error = paired(*simulated_delong(*exponential_holdouts(0.9, 30, 150, rounds=1_000, seed=1)))
     correlation = np.corrcoef(first, second)[0, 1]
     drop = gate.min_detectable_drop(0.9, 30, 150, confidence=0.95, correlation=correlation)
-    z_sum = stats.norm.ppf(0.95) + stats.norm.ppf(gate.POWER)
     assert drop == pytest.approx(z_sum * (first - second).std(ddof=1), rel=0.1)
     # the gate's own rule, with max_auc_drop = drop: an equally good candidate passes with about POWER (measured: 92.8%)
     passed = np.mean(first - second - stats.norm.ppf(0.95) * std_error > -drop)
