@@ -35,14 +35,9 @@ class AucEstimate:
     positives: int
     negatives: int
 
-    @property
-    def min_detectable_drop(self) -> float:
-        """The smallest AUC drop that a gate at this confidence tells apart from none on this holdout."""
-        return min_detectable_drop(self.auc, self.positives, self.negatives, self.confidence)
-
     def to_dict(self) -> dict:
-        """Return the estimate as JSON-ready data."""
-        return {**asdict(self), "min_detectable_drop": self.min_detectable_drop}
+        """Return the estimate, and the smallest drop its holdout can detect, as JSON-ready data."""
+        return {**asdict(self), "min_detectable_drop": detectable_drop(self)}
 
 
 @dataclass(frozen=True)
@@ -91,14 +86,18 @@ def logit_interval(
     return min(float(low), auc), max(float(high), auc)
 
 
+def _estimate(auc: float, variance: float, y_true: np.ndarray, confidence: float) -> AucEstimate:
+    """An AucEstimate from a DeLong AUC and variance."""
+    positives = int(np.asarray(y_true).astype(bool).sum())
+    negatives = len(y_true) - positives
+    low, high = logit_interval(float(auc), variance, positives, negatives, confidence)
+    return AucEstimate(float(auc), math.sqrt(max(variance, 0.0)), low, high, confidence, positives, negatives)
+
+
 def auc_estimate(y_true: np.ndarray, score: np.ndarray, confidence: float = 0.95) -> AucEstimate:
     """ROC AUC of one model with a two-sided DeLong confidence interval."""
     aucs, covariance = delong(y_true, score)
-    auc, variance = float(aucs[0]), covariance[0, 0]
-    positives = int(np.asarray(y_true).astype(bool).sum())
-    negatives = len(y_true) - positives
-    low, high = logit_interval(auc, variance, positives, negatives, confidence)
-    return AucEstimate(auc, math.sqrt(max(variance, 0.0)), low, high, confidence, positives, negatives)
+    return _estimate(aucs[0], covariance[0, 0], y_true, confidence)
 
 
 def compare_aucs(
@@ -109,8 +108,8 @@ def compare_aucs(
     difference = float(aucs[0] - aucs[1])
     std_error = math.sqrt(max(covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1], 0.0))
     return AucComparison(
-        candidate=auc_estimate(y_true, candidate, confidence),
-        baseline=auc_estimate(y_true, baseline, confidence),
+        candidate=_estimate(aucs[0], covariance[0, 0], y_true, confidence),
+        baseline=_estimate(aucs[1], covariance[1, 1], y_true, confidence),
         difference=difference,
         std_error=std_error,
         lower_bound=difference - stats.norm.ppf(confidence) * std_error,
@@ -138,7 +137,8 @@ def detectable_drop(estimate: AucEstimate, comparison: AucComparison | None = No
     # cannot tell from an equally good one: a clearly better or worse one says nothing about an equal one
     alike = comparison is not None and abs(comparison.difference) <= stats.norm.ppf(0.975) * comparison.std_error
     z_sum = stats.norm.ppf(estimate.confidence) + stats.norm.ppf(POWER)
-    return max(estimate.min_detectable_drop, float(z_sum * comparison.std_error) if alike else 0.0)
+    own = min_detectable_drop(estimate.auc, estimate.positives, estimate.negatives, estimate.confidence)
+    return max(own, float(z_sum * comparison.std_error) if alike else 0.0)
 
 
 def holdout_warning(estimate: AucEstimate, max_auc_drop: float, comparison: AucComparison | None = None) -> str | None:
