@@ -106,7 +106,7 @@ def test_the_interval_is_symmetric_on_the_logit_scale_and_the_lower_bound_one_si
     assert data["confidence"] == 0.8
     assert (
         data["min_detectable_drop"]
-        == narrow.min_detectable_drop
+        == gate.detectable_drop(narrow)
         == gate.min_detectable_drop(narrow.auc, narrow.positives, narrow.negatives, 0.8)
     )
     comparison = gate.compare_aucs(y, worse, better, confidence=0.95)
@@ -189,11 +189,13 @@ def test_the_logit_interval_covers_the_true_auc_where_the_plain_interval_does_no
 def test_hanley_mcneil_and_the_detectable_drop_hold_in_a_simulation_of_their_model():
     first, _, _ = paired(*simulated_delong(*exponential_holdouts(0.9, 30, 150, rounds=1_000, seed=0)))
     assert first.mean() == pytest.approx(0.9, abs=0.003)
-    assert gate.hanley_mcneil_std_error(0.9, 30, 150) == pytest.approx(first.std(ddof=1), rel=0.06)
+    # at a correlation of 0.5 the difference's SE is one AUC's: the drop is z_sum times Hanley and McNeil's SE
+    z_sum = stats.norm.ppf(0.95) + stats.norm.ppf(gate.POWER)
+    hanley_mcneil = gate.min_detectable_drop(0.9, 30, 150, correlation=0.5) / z_sum
+    assert hanley_mcneil == pytest.approx(first.std(ddof=1), rel=0.06)
     first, second, std_error = paired(*simulated_delong(*exponential_holdouts(0.9, 30, 150, rounds=1_000, seed=1)))
     correlation = np.corrcoef(first, second)[0, 1]
     drop = gate.min_detectable_drop(0.9, 30, 150, confidence=0.95, correlation=correlation)
-    z_sum = stats.norm.ppf(0.95) + stats.norm.ppf(gate.POWER)
     assert drop == pytest.approx(z_sum * (first - second).std(ddof=1), rel=0.1)
     # the gate's own rule, with max_auc_drop = drop: an equally good candidate passes with about POWER (measured: 92.8%)
     passed = np.mean(first - second - stats.norm.ppf(0.95) * std_error > -drop)
@@ -215,7 +217,7 @@ def test_the_published_numbers_of_the_tutorials_holdout_and_of_the_examples_posi
     assert (round(low, 4), round(high, 4)) == (0.8756, 0.9066)
     assert abs(gate.continuity_corrected(0.8921, 583, 19_417) - 0.8921) < 1e-7
     tutorial = AucEstimate(0.8921, 0.0079, low, high, 0.95, 583, 19_417)
-    assert tutorial.min_detectable_drop == pytest.approx(0.0041, abs=0.0001)
+    assert gate.detectable_drop(tutorial) == pytest.approx(0.0041, abs=0.0001)
     assert gate.holdout_warning(tutorial, max_auc_drop=0.01) is None
 
     def drop(positives, **options):  # at the example's AUC and positive rate (3%)
@@ -241,7 +243,8 @@ def test_holdout_warning_names_the_counts_and_the_smallest_detectable_drop(posit
     warning = gate.holdout_warning(estimate, max_auc_drop=0.01)
     assert f"{positives} positives and {negatives} negatives" in warning
     assert "too small for max_auc_drop = 0.01" in warning
-    assert f"{estimate.min_detectable_drop:.4f}" in warning and estimate.min_detectable_drop > 0.01
+    drop = gate.detectable_drop(estimate)
+    assert f"{drop:.4f}" in warning and drop > 0.01
     assert gate.holdout_warning(estimate, max_auc_drop=0.5) is None
 
 
@@ -253,14 +256,14 @@ def test_the_detectable_drop_is_never_below_what_the_gates_own_paired_bound_can_
     # a candidate this holdout cannot tell from production, with the paired difference's standard error it measured
     alike = AucComparison(estimate, estimate, difference=-0.002, std_error=0.004, lower_bound=-0.0086, confidence=0.95)
     bound = (stats.norm.ppf(estimate.confidence) + stats.norm.ppf(gate.POWER)) * alike.std_error
-    assert gate.detectable_drop(estimate, alike) >= bound > estimate.min_detectable_drop
+    assert gate.detectable_drop(estimate, alike) >= bound > gate.detectable_drop(estimate)
     warning = gate.holdout_warning(estimate, 0.005, alike)
     assert f"this holdout (445 rows: 40 positives and 405 negatives) can detect AUC drops of {bound:.4f}" in warning
     assert "widen max_auc_drop to" in warning
     assert gate.holdout_warning(estimate, round(bound + 0.001, 3), alike) is None
     # a clearly worse candidate's spread says nothing about an equally good one's: the model's own figure stands
     worse = replace(alike, difference=-0.05, lower_bound=-0.0566)
-    assert gate.detectable_drop(estimate, worse) == estimate.min_detectable_drop
+    assert gate.detectable_drop(estimate, worse) == gate.detectable_drop(estimate)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

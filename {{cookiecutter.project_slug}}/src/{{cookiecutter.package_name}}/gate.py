@@ -1,7 +1,4 @@
-"""The AUC gate: an absolute floor, then non-inferiority against production or another baseline (paired DeLong).
-
-The statistics come first: ROC AUC with its interval, the paired DeLong comparison and the smallest detectable drop.
-"""
+"""The AUC gate: a floor, then non-inferiority against production or another baseline (paired DeLong)."""
 
 from __future__ import annotations
 
@@ -18,11 +15,12 @@ from . import artifact
 from .config import GateSettings
 from .data import DataError, read_csv
 
-# the smallest detectable drop: how often an equally good candidate must pass (so that at most 5% are blocked with
-# no warning), and how alike the two models' AUC estimates are assumed to be (a retrain and its predecessor measure
-# 0.997; see docs/explanation/gate.md)
+# the smallest detectable drop: how often an equally good candidate passes, and how alike two models' AUC estimates
+# are assumed to be (a retrain and its predecessor measure 0.997; see docs/explanation/gate.md)
 POWER = 0.95
 PAIRED_CORRELATION = 0.99
+EXIT_CODES = {"pass": 0, "blocked": 1, "undecided": 2}
+VERDICTS = {"pass": "PASSED", "blocked": "BLOCKED", "undecided": "BLOCKED (could not decide)"}
 
 
 @dataclass(frozen=True)
@@ -37,14 +35,9 @@ class AucEstimate:
     positives: int
     negatives: int
 
-    @property
-    def min_detectable_drop(self) -> float:
-        """The smallest AUC drop that a gate at this confidence tells apart from none on this holdout."""
-        return min_detectable_drop(self.auc, self.positives, self.negatives, self.confidence)
-
     def to_dict(self) -> dict:
-        """Return the estimate as JSON-ready data."""
-        return {**asdict(self), "min_detectable_drop": self.min_detectable_drop}
+        """Return the estimate, and the smallest drop its holdout can detect, as JSON-ready data."""
+        return {**asdict(self), "min_detectable_drop": detectable_drop(self)}
 
 
 @dataclass(frozen=True)
@@ -124,26 +117,17 @@ def compare_aucs(
     )
 
 
-def hanley_mcneil_std_error(auc: float, positives: int, negatives: int) -> float:
-    """Standard error of an AUC from its value and the class sizes alone (Hanley and McNeil, 1982)."""
-    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
-    variance = auc * (1 - auc) + (negatives - 1) * (q2 - auc**2) + (positives - 1) * (q1 - auc**2)
-    return math.sqrt(variance / (positives * negatives))
-
-
 def min_detectable_drop(
-    auc: float,
-    positives: int,
-    negatives: int,
-    confidence: float = 0.95,
-    power: float = POWER,
-    correlation: float = PAIRED_CORRELATION,
+    auc: float, positives: int, negatives: int, confidence: float = 0.95, correlation: float = PAIRED_CORRELATION
 ) -> float:
-    """The smallest AUC drop a gate at ``confidence`` tells apart from none with ``power``, for two alike models."""
-    # (z_confidence + z_power) * SE(difference); SE(difference) = sqrt(2 (1 - correlation)) * SE(AUC), with
-    # Hanley and McNeil's SE at the continuity-corrected AUC
-    std_error = hanley_mcneil_std_error(continuity_corrected(auc, positives, negatives), positives, negatives)
-    z_sum = stats.norm.ppf(confidence) + stats.norm.ppf(power)
+    """The smallest AUC drop a gate at ``confidence`` tells apart from none with POWER, for two alike models."""
+    # Hanley and McNeil's (1982) standard error of an AUC from the class sizes alone, at the continuity-corrected AUC
+    a = continuity_corrected(auc, positives, negatives)
+    q1, q2 = a / (2 - a), 2 * a**2 / (1 + a)
+    variance = a * (1 - a) + (negatives - 1) * (q2 - a**2) + (positives - 1) * (q1 - a**2)
+    std_error = math.sqrt(variance / (positives * negatives))
+    # (z_confidence + z_power) * SE(difference), where SE(difference) = sqrt(2 (1 - correlation)) * SE(AUC)
+    z_sum = stats.norm.ppf(confidence) + stats.norm.ppf(POWER)
     return float(z_sum * math.sqrt(2 * (1 - correlation)) * std_error)
 
 
@@ -153,7 +137,8 @@ def detectable_drop(estimate: AucEstimate, comparison: AucComparison | None = No
     # cannot tell from an equally good one: a clearly better or worse one says nothing about an equal one
     alike = comparison is not None and abs(comparison.difference) <= stats.norm.ppf(0.975) * comparison.std_error
     z_sum = stats.norm.ppf(estimate.confidence) + stats.norm.ppf(POWER)
-    return max(estimate.min_detectable_drop, float(z_sum * comparison.std_error) if alike else 0.0)
+    own = min_detectable_drop(estimate.auc, estimate.positives, estimate.negatives, estimate.confidence)
+    return max(own, float(z_sum * comparison.std_error) if alike else 0.0)
 
 
 def holdout_warning(estimate: AucEstimate, max_auc_drop: float, comparison: AucComparison | None = None) -> str | None:
@@ -168,10 +153,6 @@ def holdout_warning(estimate: AucEstimate, max_auc_drop: float, comparison: AucC
         f"{estimate.confidence:.0%} confidence, {POWER:.0%} power), so it may block an equally good model; label "
         f"more rows, or widen max_auc_drop to {math.ceil(drop * 1000) / 1000:g}"
     )
-
-
-EXIT_CODES = {"pass": 0, "blocked": 1, "undecided": 2}
-VERDICTS = {"pass": "PASSED", "blocked": "BLOCKED", "undecided": "BLOCKED (could not decide)"}
 
 
 @dataclass
@@ -229,12 +210,7 @@ def run_gate(
     served: np.ndarray | None = None,
     scored_by: str = "the model file",
 ) -> GateResult:
-    """Score candidate and production on the same holdout and decide; errors give 'undecided'.
-
-    ``library_upgrade``: leave out a production model saved by another scikit-learn minor version (the floor alone
-    decides). ``baseline="baseline"``: ``production_dir`` is any model folder (``gate --against``). ``served``: the
-    candidate's scores as a service answered them (``scored_by`` says which), judged instead of the model file's.
-    """
+    """Score candidate (or its ``served`` scores) and baseline on one holdout, and decide ('undecided' on errors)."""
     from sklearn.metrics import roc_curve  # here, not at the top: it takes half a second to import
 
     try:
@@ -279,28 +255,17 @@ def _load_baseline(
     try:
         model = artifact.load(folder)
     except artifact.LibraryMismatch as mismatch:
-        if not library_upgrade:
-            hint = "for a deliberate upgrade of scikit-learn, gate with --library-upgrade: the floor alone decides"
-            raise artifact.ArtifactError(f"{role}: {mismatch} ({hint})") from None
-        return None, (
-            f"{role.capitalize()} {folder.name} was not compared: it was saved by another scikit-learn minor version "
-            "(--library-upgrade), so the floor alone decides."
-        )
+        if library_upgrade:
+            return None, (
+                f"{role.capitalize()} {folder.name} was not compared: it was saved by another scikit-learn minor "
+                "version (--library-upgrade), so the floor alone decides."
+            )
+        hint = "for a deliberate upgrade of scikit-learn, gate with --library-upgrade: the floor alone decides"
+        raise artifact.ArtifactError(f"{role}: {mismatch} ({hint})") from None
     except artifact.ArtifactError as error:
         raise artifact.ArtifactError(f"{role}: {error}") from None
     against = f"Baseline: {folder} (gate --against), not the registry's production model."
     return model, None if role == "production" else against
-
-
-def write_outputs(result: GateResult, out_dir: Path) -> Path:
-    """Write gate.json, report.md and roc.png into ``out_dir``; return the report's path."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "gate.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
-    if result.curves:
-        _plot(result, out_dir / "roc.png")
-    report = out_dir / "report.md"
-    report.write_text(render_report(result, "roc.png" if result.curves else None))
-    return report
 
 
 def literal(text: object) -> str:
@@ -314,45 +279,40 @@ def render_report(result: GateResult, plot: str | None = None) -> str:
     # what the holdout cannot show comes before the decision it weakens
     lines += [f"> **Warning:** {literal(warning)}\n" for warning in result.warnings]
     lines += [f"- {literal(reason)}" for reason in result.reasons] or ["- every rule holds"]
-    if result.candidate:
-        c, d = result.candidate, result.comparison
+    c, d = result.candidate, result.comparison
+    if c:
         rows = [("candidate", result.candidate_version, c)]
-        if d:
-            rows.append((result.baseline, result.production_version, d.baseline))
+        rows += [(result.baseline, result.production_version, d.baseline)] if d else []
         lines += ["", f"| model | version | AUC | {c.confidence:.0%} CI |", "|---|---|---|---|"]
-        lines += [
-            f"| {name} | {literal(version)} | {e.auc:.4f} | {e.ci_low:.4f} to {e.ci_high:.4f} |"
-            for name, version, e in rows
-        ]
+        lines += [f"| {name} | {literal(v)} | {e.auc:.4f} | {e.ci_low:.4f} to {e.ci_high:.4f} |" for name, v, e in rows]
         if d:
-            lines += [
-                "",
-                f"Difference {d.difference:+.4f}, one-sided {d.confidence:.0%} lower bound {d.lower_bound:+.4f}",
-            ]
+            lines.append(
+                f"\nDifference {d.difference:+.4f}, one-sided {d.confidence:.0%} lower bound {d.lower_bound:+.4f}"
+            )
         if result.note:
-            lines += ["", literal(result.note)]
+            lines.append(f"\n{literal(result.note)}")
         lines.append(f"Holdout: {c.positives + c.negatives} rows, {c.positives} positives.")
         if result.scored_by != "the model file":
             lines.append(f"Candidate scores: as {literal(result.scored_by)} answered them.")
     lines.append(f"Thresholds: min_auc = {result.settings.min_auc}, max_auc_drop = {result.settings.max_auc_drop}.")
-    if plot:
-        lines += ["", f"![ROC curves]({plot})"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + (["", f"![ROC curves]({plot})"] if plot else [])) + "\n"
 
 
-def _plot(result: GateResult, path: Path) -> None:
-    """Draw both ROC curves as a PNG."""
-    import matplotlib
+def write_outputs(result: GateResult, out_dir: Path) -> Path:
+    """Write gate.json, report.md and roc.png (both ROC curves) into ``out_dir``; return the report's path."""
+    from matplotlib.figure import Figure  # here, not at the top: it is slow to import
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(4.5, 4.5), dpi=100)
-    for name, (fpr, tpr) in result.curves.items():  # false and true positive rates
-        axes.plot(fpr, tpr, label=name)
-    axes.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    axes.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC on the holdout")
-    axes.legend(loc="lower right")
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "gate.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    if result.curves:
+        figure = Figure(figsize=(4.5, 4.5), dpi=100, layout="tight")
+        axes = figure.subplots()
+        for name, (fpr, tpr) in result.curves.items():  # false and true positive rates
+            axes.plot(fpr, tpr, label=name)
+        axes.plot([0, 1], [0, 1], linestyle=":", color="grey")
+        axes.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC on the holdout")
+        axes.legend(loc="lower right")
+        figure.savefig(out_dir / "roc.png")
+    report = out_dir / "report.md"
+    report.write_text(render_report(result, "roc.png" if result.curves else None))
+    return report

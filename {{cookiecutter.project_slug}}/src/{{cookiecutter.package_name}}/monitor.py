@@ -18,8 +18,9 @@ from .gate import AucEstimate, auc_estimate, literal
 
 # below this many rows a week's PSI is mostly sampling noise (about (bins - 1) / rows = 0.02 at 500), not drift
 MIN_DRIFT_ROWS = 500
-# the report's table: one row per check (Check.cells), then its status
+# a table of checks: its columns (Check.cells, then a status) and, as printed, their widths
 COLUMNS = ("version", "week", "rows", "positives", "AUC", "CI", "deployed", "p(drop)")
+ROW = "{:<26}{:<10}{:>7}{:>10}  {:<6}  {:<16}  {:<8}  {:<7}  {}"
 
 
 @dataclass(frozen=True)
@@ -59,19 +60,17 @@ class Check:
     alerts: tuple[str, ...]
 
     def cells(self) -> tuple:
-        """The check's row of the report's table, as in COLUMNS: the AUC's cells are dashes with too few labels."""
-        e = self.estimate
+        """The check's row of a table, as in COLUMNS: the AUC's cells are dashes with too few labels."""
+        e, p_drop = self.estimate, "-" if self.p_drop is None else f"{self.p_drop:.3f}"
         auc, interval = (f"{e.auc:.4f}", f"{e.ci_low:.4f} to {e.ci_high:.4f}") if e else ("-", "too few labels")
-        p_drop = "-" if self.p_drop is None else f"{self.p_drop:.3f}"
         return self.version, self.period, self.rows, self.positives, auc, interval, f"{self.deployed_auc:.4f}", p_drop
 
-
-def drop_p_value(live: AucEstimate, deployed: Deployed) -> float:
-    """One-sided p-value that live AUC >= deploy-time AUC; the two estimates come from independent rows."""
-    std_error = math.hypot(live.std_error, deployed.std_error)
-    if std_error == 0:
-        return 0.0 if live.auc < deployed.auc else 1.0
-    return float(stats.norm.cdf((live.auc - deployed.auc) / std_error))
+    def lines(self) -> list[str]:
+        """What `monitor` prints: the check as a table, its drift per feature, then ALERT lines or OK."""
+        status = "ALERT" if self.alerts else "ok"
+        lines = [f"production {self.version}", ROW.format(*COLUMNS, "").rstrip(), ROW.format(*self.cells(), status)]
+        lines += [f"PSI {name}: {value:.3f}" for name, value in self.psi.items()]
+        return lines + ([f"ALERT: {alert} ({self.period})" for alert in self.alerts] or ["OK: no retrain needed"])
 
 
 def check(
@@ -88,7 +87,11 @@ def check(
     estimate, p_drop, alerts = None, None, []
     if min(positives, len(y) - positives) >= 2:
         estimate = auc_estimate(y, score, gate.confidence)
-        p_drop = drop_p_value(estimate, deployed)
+        std_error = math.hypot(estimate.std_error, deployed.std_error)  # the two estimates come from independent rows
+        if std_error:
+            p_drop = float(stats.norm.cdf((estimate.auc - deployed.auc) / std_error))
+        else:
+            p_drop = float(estimate.auc >= deployed.auc)
         if estimate.auc < gate.min_auc:
             alerts.append(f"AUC {estimate.auc:.4f} is below the floor {gate.min_auc}")
         if p_drop < 1 - gate.confidence:
@@ -102,95 +105,29 @@ def check(
     return Check(deployed.version, period, len(y), positives, deployed.auc, estimate, p_drop, psi, tuple(alerts))
 
 
-@dataclass(frozen=True)
-class MonitorReport:
-    """Every check, and which version is in production: only production's alerts advise a retrain."""
-
-    production: str | None
-    checks: list[Check]
-    notes: list[str]
-
-    @property
-    def alerts(self) -> list[str]:
-        """Production's alerts, each naming its week; empty when all is well."""
-        return [f"{alert} ({c.period})" for c in self.checks if c.version == self.production for alert in c.alerts]
-
-    def lines(self) -> list[str]:
-        """The notes, a table of the checks (oldest week first), production's latest drift, then ALERT lines or OK."""
-        row = "{:<26}{:<10}{:>7}{:>10}  {:<6}  {:<16}  {:<8}  {:<7}  {}"
-        table = [row.format(*COLUMNS, "")]
-        table += [row.format(*c.cells(), "ALERT" if c.alerts else "ok") for c in self.checks]
-        lines = [*self.notes, f"production {self.production or '(none)'}", *(line.rstrip() for line in table)]
-        latest = [c for c in self.checks if c.version == self.production and c.psi]
-        if latest:
-            lines += [f"PSI {name}: {value:.3f}" for name, value in latest[-1].psi.items()]
-        return lines + ([f"ALERT: {alert}" for alert in self.alerts] or ["OK: no retrain needed"])
-
-    def to_dict(self) -> dict:
-        """JSON-ready form, written as monitor.json."""
-        return {"retrain_advised": bool(self.alerts), "alerts": self.alerts, **asdict(self)}
-
-
-def offline_report(folder: Path, period: str, data_csv: Path, settings: Settings) -> MonitorReport:
+def offline_report(folder: Path, period: str, data_csv: Path, settings: Settings) -> Check:
     """Check a model on labelled data it has not seen (e.g. a later week's holdout), as if it had served it."""
     model = artifact.load(folder)
     data = read_csv(data_csv, model.features)
-    result = check(Deployed.of(folder), period, data.y, model.probability(data.X), data.X, settings, model.features)
-    return MonitorReport(model.version, [result], [])
+    return check(Deployed.of(folder), period, data.y, model.probability(data.X), data.X, settings, model.features)
 
 
-def render_report(report: MonitorReport, plot: str | None = None) -> str:
-    """The Markdown report CI puts in the job summary and the alert issue."""
-    verdict = "retrain advised" if report.alerts else "no retrain needed"
-    lines = [f"## Monitor: {verdict}", "", f"Production: `{literal(report.production or '(none)')}`", ""]
-    lines += [f"- ALERT: {literal(alert)}" for alert in report.alerts] or ["- every check of production holds"]
-    lines += ["", "| " + " | ".join((*COLUMNS, "status")) + " |", "|---" * 9 + "|"]
-    cells = ((*c.cells(), "; ".join(c.alerts) or "ok") for c in report.checks)
-    lines += ["| " + " | ".join(map(literal, row)) + " |" for row in cells]
-    lines += ["", *(f"{literal(note)}." for note in report.notes)]
-    if plot:
-        lines += ["", f"![Live AUC by week]({plot})"]
-    return "\n".join(lines) + "\n"
+def markdown_table(checks: list[Check]) -> list[str]:
+    """Checks as a Markdown table, each value literal, each status its alerts."""
+    lines = ["| " + " | ".join((*COLUMNS, "status")) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    return lines + ["| " + " | ".join(map(literal, (*c.cells(), "; ".join(c.alerts) or "ok"))) + " |" for c in checks]
 
 
-def write_outputs(report: MonitorReport, out_dir: Path) -> Path:
-    """Write monitor.json, report.md and trend.png into ``out_dir``; return the report's path."""
+def write_outputs(report: Check, out_dir: Path) -> Path:
+    """Write monitor.json and report.md into ``out_dir``; return the report's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "monitor.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    plotted = any(c.estimate for c in report.checks)
-    if plotted:
-        plot(report, out_dir / "trend.png")
+    written = {"retrain_advised": bool(report.alerts), **asdict(report)}
+    (out_dir / "monitor.json").write_text(json.dumps(written, indent=2) + "\n")
+    verdict = "retrain advised" if report.alerts else "no retrain needed"
+    alerts = [f"- ALERT: {literal(alert)}" for alert in report.alerts] or ["- every check of production holds"]
     path = out_dir / "report.md"
-    path.write_text(render_report(report, "trend.png" if plotted else None))
+    path.write_text("\n".join([f"## Monitor: {verdict}", "", *alerts, "", *markdown_table([report])]) + "\n")
     return path
-
-
-def plot(report: MonitorReport, path: Path) -> None:
-    """Draw live AUC by week for each version, with its interval and its deploy-time AUC, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    periods = sorted({c.period for c in report.checks})
-    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
-    for version in dict.fromkeys(c.version for c in report.checks):
-        shown = [c for c in report.checks if c.version == version and c.estimate]
-        if not shown:
-            continue
-        x = np.array([periods.index(c.period) for c in shown])
-        auc, low, high = np.array([(c.estimate.auc, c.estimate.ci_low, c.estimate.ci_high) for c in shown]).T
-        line = axes.errorbar(x, auc, yerr=[auc - low, high - auc], marker="o", capsize=3, label=version)
-        deployed, color = shown[0].deployed_auc, line.lines[0].get_color()
-        axes.hlines(deployed, x.min() - 0.3, x.max() + 0.3, colors=color, linestyles="dashed")
-        alerted = [bool(c.alerts) for c in shown]
-        axes.scatter(x[alerted], auc[alerted], s=120, facecolors="none", edgecolors="red", zorder=3)
-    axes.set_xticks(range(len(periods)), periods, rotation=45, ha="right")
-    axes.set(ylabel="live AUC (dashed: deploy-time)", title="Live AUC by week; red circles: alerts")
-    axes.legend(fontsize="small", loc="lower left")
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
 
 
 def feature_profile(values: np.ndarray, bins: int = 10) -> dict:

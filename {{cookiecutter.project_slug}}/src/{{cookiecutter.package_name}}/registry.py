@@ -91,24 +91,12 @@ class Registry:
 
     def history(self) -> list[dict]:
         """Every registration, promotion and rollback, oldest first."""
-        if not self.history_file.is_file():
-            return []
         try:
-            lines = self.history_file.read_text().split("\n")
+            text = self.history_file.read_text() if self.history_file.is_file() else ""
         except UnicodeDecodeError:
             raise RegistryError(f"{self.history_file} is not text: restore it from a backup") from None
-        entries = []
-        for number, line in enumerate(lines[:-1], start=1):  # an unterminated tail was never committed
-            if not line:
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                entry = None
-            if not _is_history_entry(entry):
-                raise RegistryError(f"{self.history_file}, line {number} is not a history entry: {line[:80]!r}")
-            entries.append(entry)
-        return entries
+        lines = enumerate(text.split("\n")[:-1], start=1)  # an unterminated last line was never committed
+        return [_history_entry(line, f"{self.history_file}, line {number}") for number, line in lines if line]
 
     def register(self, source: Path, reason: str = "trained") -> str:
         """Copy a verified model folder's files (never a link) into the registry; return its version."""
@@ -193,21 +181,12 @@ class Registry:
         time = datetime.now(timezone.utc).isoformat(timespec="seconds")
         user = os.environ.get("GITHUB_ACTOR") or getpass.getuser()
         entry = {"time": time, "user": user, "action": action, "stage": stage, "from": old, "to": new, "reason": reason}
-        self._drop_torn_tail()
-        with self.history_file.open("a") as file:
-            file.write(json.dumps(entry) + "\n")
+        with self.history_file.open("a+b") as file:
+            file.seek(0)
+            file.truncate(file.read().rfind(b"\n") + 1)  # cut a line a crash left unterminated: it was never committed
+            file.write(json.dumps(entry).encode() + b"\n")
             file.flush()
             os.fsync(file.fileno())
-
-    def _drop_torn_tail(self) -> None:
-        """Cut an unterminated last line (a crash mid-append) so the next entry starts on its own line."""
-        if not self.history_file.is_file() or self.history_file.stat().st_size == 0:
-            return
-        with self.history_file.open("rb+") as file:
-            file.seek(-1, os.SEEK_END)
-            if file.read(1) != b"\n":
-                file.seek(0)
-                file.truncate(file.read().rfind(b"\n") + 1)
 
 
 def _is_version(name: object) -> bool:
@@ -215,15 +194,16 @@ def _is_version(name: object) -> bool:
     return isinstance(name, str) and bool(artifact.VERSION_NAME.fullmatch(name))
 
 
-def _is_history_entry(entry: object) -> bool:
-    """A history line's shape: the keys, a known stage, and plain version names."""
-    return (
-        isinstance(entry, dict)
-        and entry.keys() >= HISTORY_KEYS
-        and entry["stage"] in (None, *STAGES)
-        and _is_version(entry["to"])
-        and (entry["from"] is None or _is_version(entry["from"]))
-    )
+def _history_entry(line: str, where: str) -> dict:
+    """Parse a history line, refusing one without the keys, a known stage and plain version names."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        entry = None
+    shaped = isinstance(entry, dict) and entry.keys() >= HISTORY_KEYS and entry["stage"] in (None, *STAGES)
+    if not (shaped and _is_version(entry["to"]) and (entry["from"] is None or _is_version(entry["from"]))):
+        raise RegistryError(f"{where} is not a history entry: {line[:80]!r}")
+    return entry
 
 
 def _check_reason(reason: str) -> None:

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from {{ cookiecutter.package_name }}.config import GateSettings, Settings
-from {{ cookiecutter.package_name }}.monitor import write_outputs
 from {{ cookiecutter.package_name }}.production.feedback import load
-from {{ cookiecutter.package_name }}.production.live import live_report
+from {{ cookiecutter.package_name }}.production.live import live_report, write_outputs
 from {{ cookiecutter.package_name }}.production.simulate import label_time
 
 SETTINGS = Settings(max_psi=0.2, gate=GateSettings(min_auc=0.8, max_auc_drop=0.01, confidence=0.95))

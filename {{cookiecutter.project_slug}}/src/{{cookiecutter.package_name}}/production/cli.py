@@ -59,13 +59,12 @@ def serve_environment(settings: Settings, args: argparse.Namespace) -> dict[str,
 
 def cmd_live_monitor(settings: Settings, args: argparse.Namespace) -> int:
     """`monitor` with neither --week nor --data: every model version on each week of live labelled rows."""
-    from .. import monitor
     from .feedback import load
-    from .live import live_report
+    from .live import live_report, write_outputs
 
     report = live_report(Registry(settings.registry), load(*stores(settings, args)), settings)
     print("\n".join(report.lines()))
-    print(f"report: {monitor.write_outputs(report, Path(args.out))}")
+    print(f"report: {write_outputs(report, Path(args.out))}")
     return 1 if report.alerts else 0
 
 
