@@ -101,7 +101,7 @@ def build_parser(extensions: list | None = None) -> argparse.ArgumentParser:
     diff.add_argument("b", help="newer version or folder")
     monitor = add(commands.cmd_monitor, data)
     monitor.add_argument("--week", type=int, help="score production on week N's holdout of the synthetic example")
-    monitor.add_argument("--out", default="monitor", help="where to write monitor.json, report.md, trend.png")
+    monitor.add_argument("--out", default="monitor", help="where to write monitor.json and report.md")
     serve = add(commands.cmd_serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=number(int, 1, 65535), default=8000)

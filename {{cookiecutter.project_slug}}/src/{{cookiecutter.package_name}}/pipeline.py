@@ -154,14 +154,10 @@ def run_tests(run: Run) -> None:
         run.say("SKIPPED on request (--skip-tests): the tests did not run")
         return
     command = [sys.executable, "-u", "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    command += [] if run.all_tests else FAST_TEST_OPTIONS
     output = []
     # streamed line by line, so a terminal shows the tests' progress and the log keeps their whole report
-    with subprocess.Popen(
-        command + ([] if run.all_tests else FAST_TEST_OPTIONS),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as tests:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as tests:
         for line in tests.stdout:
             output.append(line.rstrip())
             run.detail(output[-1])
