@@ -159,16 +159,6 @@ def check_bounds(estimator: object, width: int, model_file: Path) -> None:
             raise ArtifactError(f"{model_file} holds a tree whose nodes point outside the tree or the row: refusing it")
 
 
-def git_state() -> dict:
-    """The current git commit and whether the work tree has uncommitted changes (None outside git)."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
-        status = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return {"git_commit": None, "git_dirty": None}
-    return {"git_commit": commit.strip(), "git_dirty": bool(status.strip())}
-
-
 def save(estimator: object, folder: Path, metadata: dict, metrics: dict) -> dict:
     """Write a model folder; returns the full metadata, including the version id and hashes."""
     import skops.io  # here, not at the top: commands that only read the registry start without scikit-learn
@@ -176,10 +166,16 @@ def save(estimator: object, folder: Path, metadata: dict, metrics: dict) -> dict
     folder.mkdir(parents=True, exist_ok=True)
     skops.io.dump(estimator, folder / MODEL_FILE)
     model_sha, created = sha256_of(folder / MODEL_FILE), datetime.now(timezone.utc)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
+        git = {"git_commit": commit, "git_dirty": bool(status)}
+    except (OSError, subprocess.CalledProcessError):
+        git = {"git_commit": None, "git_dirty": None}  # outside a git repository
     full = {
         "version": f"{created:%Y%m%d-%H%M%S}-{model_sha[:8]}",
         "created_at": created.isoformat(timespec="seconds"),
-        **git_state(),
+        **git,
         "model_sha256": model_sha,
         **metadata,
         "python_version": platform.python_version(),
@@ -225,33 +221,6 @@ def lineage(folder: Path) -> dict:
     return flat
 
 
-def check_manifest(folder: Path) -> dict[str, str]:
-    """Check each file of a model folder against manifest.json, refusing links and unknown files; return it."""
-    manifest = folder / MANIFEST_FILE
-    if manifest.is_symlink():
-        raise ArtifactError(f"{manifest} is a symbolic link")
-    files = read_json(manifest).get("files")
-    if not isinstance(files, dict) or not all(isinstance(sha, str) for sha in files.values()):
-        raise ArtifactError(f"{manifest} does not map file names to sha256")
-    if set(files) - {*MODEL_FILES, *REPORT_FILES} or set(MODEL_FILES) - set(files):
-        raise ArtifactError(f"{manifest} must list {', '.join(MODEL_FILES)} and only model files")
-    for path, sha in ((folder / name, sha) for name, sha in files.items()):
-        if path.is_symlink() or not path.is_file():
-            raise ArtifactError(f"{path} is missing or not a regular file")
-        if sha256_of(path) != sha:
-            raise ArtifactError(f"{path} does not match its sha256 in {MANIFEST_FILE}: refusing a tampered model")
-    # the gate may write its report into the folder after training; registering adds it to the manifest
-    extra = sorted(
-        path.name
-        for path in folder.iterdir()
-        if path.name not in (MANIFEST_FILE, *files)
-        and (path.name not in REPORT_FILES or path.is_symlink() or not path.is_file())
-    )
-    if extra:
-        raise ArtifactError(f"{folder} holds what a model folder must not (links, unknown files): {', '.join(extra)}")
-    return files
-
-
 def check_features(items: object) -> tuple[Feature, ...]:
     """The feature list of a model's metadata, refusing duplicates, unknown kinds and broken ranges."""
     if not isinstance(items, list) or not items:
@@ -277,7 +246,23 @@ def check_features(items: object) -> tuple[Feature, ...]:
 
 def verify(folder: Path) -> dict:
     """Check a model folder: manifest, metadata, metrics, scikit-learn version and allow-list; return its metadata."""
-    files, where = check_manifest(folder), folder / METADATA_FILE
+    manifest, where = folder / MANIFEST_FILE, folder / METADATA_FILE
+    if manifest.is_symlink():
+        raise ArtifactError(f"{manifest} is a symbolic link")
+    files = read_json(manifest).get("files")
+    if not isinstance(files, dict) or not all(isinstance(sha, str) for sha in files.values()):
+        raise ArtifactError(f"{manifest} does not map file names to sha256")
+    if set(files) - {*MODEL_FILES, *REPORT_FILES} or set(MODEL_FILES) - set(files):
+        raise ArtifactError(f"{manifest} must list {', '.join(MODEL_FILES)} and only model files")
+    for path, sha in ((folder / name, sha) for name, sha in files.items()):
+        if path.is_symlink() or not path.is_file():
+            raise ArtifactError(f"{path} is missing or not a regular file")
+        if sha256_of(path) != sha:
+            raise ArtifactError(f"{path} does not match its sha256 in {MANIFEST_FILE}: refusing a tampered model")
+    # the gate may write its report into the folder after training; registering adds it to the manifest
+    unlisted = [path for path in folder.iterdir() if path.name not in (MANIFEST_FILE, *files)]
+    if extra := sorted(p.name for p in unlisted if p.name not in REPORT_FILES or p.is_symlink() or not p.is_file()):
+        raise ArtifactError(f"{folder} holds what a model folder must not (links, unknown files): {', '.join(extra)}")
     metadata = read_json(where)
     if missing := [key for key in REQUIRED if key not in metadata]:
         raise ArtifactError(f"{where} lacks {', '.join(missing)}")

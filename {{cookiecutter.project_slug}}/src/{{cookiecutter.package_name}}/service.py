@@ -261,7 +261,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     config = app.config
     registry = Registry(Path(config["REGISTRY"]))
     slot = ModelSlot(registry, config["STAGE"], config["RELOAD_INTERVAL"], config["MAX_BATCH"], app.logger)
-    app.extensions["model_slot"] = slot
     # a layer on the hello world (the production loop) adds X-Request-ID, the prediction log, a shadow, /metrics
     recorders = [layer.install(app, slot) for layer in layers()]
     slot.get()  # before the first request: a gunicorn worker accepts with its model loaded
@@ -293,8 +292,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         serving = served()
         if request.mimetype != "application/json":
             raise Refused(415, "the body must be JSON", [{"field": "Content-Type", "message": "use application/json"}])
-        body = read_body(config["MAX_BODY_BYTES"] or serving.max_body)
-        rows, batch = serving.rows(body)
+        rows, batch = serving.rows(read_body(config["MAX_BODY_BYTES"] or serving.max_body))
         probabilities = serving.score(rows, batch).round(6).tolist()
         for recorder in recorders:
             recorder.record(serving.model, serving.names, rows, probabilities)
