@@ -438,8 +438,10 @@ def test_a_file_or_link_the_manifest_does_not_list_is_refused_by_name(folder, pl
         artifact.verify(folder)
 
 
-def test_git_state_is_none_outside_a_git_repository(tmp_path, monkeypatch):
+def test_a_model_saved_outside_a_git_repository_records_no_commit(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for variable in ("GIT_DIR", "GIT_WORK_TREE"):  # set when run from a git hook
         monkeypatch.delenv(variable, raising=False)
-    assert artifact.git_state() == {"git_commit": None, "git_dirty": None}
+    metadata = artifact.save(fitted(StandardScaler()), tmp_path / "model", {}, {})
+    assert (metadata["git_commit"], metadata["git_dirty"]) == (None, None)
+    assert metadata_of(tmp_path / "model") == metadata

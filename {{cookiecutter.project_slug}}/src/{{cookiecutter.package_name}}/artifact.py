@@ -1,7 +1,4 @@
-"""A trained model as a folder: model.skops, metadata.json, metrics.json and manifest.json, verified on load.
-
-A model file may hold only the classes of an allow-list, checked against the file's schema before skops builds it.
-"""
+"""A trained model as a folder (model file, metadata, metrics, manifest), verified against an allow-list on load."""
 
 from __future__ import annotations
 
@@ -44,17 +41,11 @@ LOADING = threading.Lock()
 
 # ----------------------------------------------------------------------------
 # EDIT HERE, rarely: a model file may hold exactly what build_model() in train.py
-# holds once fitted (its classes, functions and plain data, each built by the
-# same skops loader), found by fitting it on a few rows: change the estimator and
-# the allow-list follows. List a "module.name" here only for what such a fit does
-# not show; tests/test_artifact.py names it. Listing a function lets a model
-# file call it.
+# holds once fitted on a few rows, so the allow-list follows the estimator. List
+# a "module.name" here only for what such a fit does not show (tests/test_artifact.py
+# names it); listing a function lets a model file call it.
 # ----------------------------------------------------------------------------
 TRUSTED_TYPES: tuple[str, ...] = ()
-
-# the skops loaders that build the class, function or method their node names (others build a fixed type whatever
-# the node says: a partial, a masked array, a sparse matrix): a name of TRUSTED_TYPES loads through these only
-NAMED_LOADERS = ("ObjectNode", "TypeNode", "FunctionNode", "MethodNode")
 
 
 class ArtifactError(Exception):
@@ -122,7 +113,11 @@ def untrusted(model_file: Path) -> list[str]:
         found, saved = schema_nodes(model_file)
     except Exception as error:  # zipfile and json raise many kinds on a malformed file
         raise ArtifactError(f"cannot load {model_file}: {error}") from None
-    listed = {(loader, name) for loader in NAMED_LOADERS for name in TRUSTED_TYPES}
+    # a listed name loads only through the loaders that build what their node names: others build a fixed type
+    # whatever the node says (a partial, a masked array, a sparse matrix)
+    listed = {
+        (loader, name) for loader in ("ObjectNode", "TypeNode", "FunctionNode", "MethodNode") for name in TRUSTED_TYPES
+    }
     refused = [f"{name} ({loader})" for loader, name in sorted(found - allowed - listed, key=lambda pair: pair[::-1])]
     if saved != protocol:  # an older protocol brings older loaders, such as a function loader reading its own name
         refused.append(f"skops protocol {saved!r} (this skops writes {protocol!r})")
@@ -164,28 +159,23 @@ def check_bounds(estimator: object, width: int, model_file: Path) -> None:
             raise ArtifactError(f"{model_file} holds a tree whose nodes point outside the tree or the row: refusing it")
 
 
-def git_state() -> dict:
-    """The current git commit and whether the work tree has uncommitted changes (None outside git)."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
-        status = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return {"git_commit": None, "git_dirty": None}
-    return {"git_commit": commit.strip(), "git_dirty": bool(status.strip())}
-
-
 def save(estimator: object, folder: Path, metadata: dict, metrics: dict) -> dict:
     """Write a model folder; returns the full metadata, including the version id and hashes."""
     import skops.io  # here, not at the top: commands that only read the registry start without scikit-learn
 
     folder.mkdir(parents=True, exist_ok=True)
     skops.io.dump(estimator, folder / MODEL_FILE)
-    model_sha = sha256_of(folder / MODEL_FILE)
-    created = datetime.now(timezone.utc)
+    model_sha, created = sha256_of(folder / MODEL_FILE), datetime.now(timezone.utc)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
+        git = {"git_commit": commit, "git_dirty": bool(status)}
+    except (OSError, subprocess.CalledProcessError):
+        git = {"git_commit": None, "git_dirty": None}  # outside a git repository
     full = {
         "version": f"{created:%Y%m%d-%H%M%S}-{model_sha[:8]}",
         "created_at": created.isoformat(timespec="seconds"),
-        **git_state(),
+        **git,
         "model_sha256": model_sha,
         **metadata,
         "python_version": platform.python_version(),
@@ -203,29 +193,6 @@ def write_manifest(folder: Path, names: Iterable[str] = MODEL_FILES) -> None:
     """Record the sha256 of each named file of a model folder in its manifest.json."""
     files = {name: sha256_of(folder / name) for name in sorted(names)}
     (folder / MANIFEST_FILE).write_text(json.dumps({"files": files}, indent=2) + "\n")
-
-
-def check_manifest(folder: Path) -> dict[str, str]:
-    """Check each file of a model folder against manifest.json, refusing links and unknown files; return it."""
-    if (folder / MANIFEST_FILE).is_symlink():
-        raise ArtifactError(f"{folder / MANIFEST_FILE} is a symbolic link")
-    files = read_json(folder / MANIFEST_FILE).get("files")
-    if not isinstance(files, dict) or not all(isinstance(sha, str) for sha in files.values()):
-        raise ArtifactError(f"{folder / MANIFEST_FILE} does not map file names to sha256")
-    if set(files) - {*MODEL_FILES, *REPORT_FILES} or set(MODEL_FILES) - set(files):
-        raise ArtifactError(f"{folder / MANIFEST_FILE} must list {', '.join(MODEL_FILES)} and only model files")
-    for name, sha in files.items():
-        path = folder / name
-        if path.is_symlink() or not path.is_file():
-            raise ArtifactError(f"{path} is missing or not a regular file")
-        if sha256_of(path) != sha:
-            raise ArtifactError(f"{path} does not match its sha256 in {MANIFEST_FILE}: refusing a tampered model")
-    unlisted = [path for path in folder.iterdir() if path.name != MANIFEST_FILE and path.name not in files]
-    # the gate may write its report into the folder after training; registering adds it to the manifest
-    extra = sorted(p.name for p in unlisted if p.name not in REPORT_FILES or p.is_symlink() or not p.is_file())
-    if extra:
-        raise ArtifactError(f"{folder} holds what a model folder must not (links, unknown files): {', '.join(extra)}")
-    return files
 
 
 def read_json(path: Path) -> dict:
@@ -272,19 +239,32 @@ def check_features(items: object) -> tuple[Feature, ...]:
         if len(bounds) == 2 and feature.minimum > feature.maximum:
             raise ValueError(f"{feature.name}: minimum is above maximum")
     names = [feature.name for feature in features]
-    duplicated = sorted({name for name in names if names.count(name) > 1})
-    if duplicated:
+    if duplicated := sorted({name for name in names if names.count(name) > 1}):
         raise ValueError(f"duplicated: {', '.join(duplicated)}")
     return features
 
 
 def verify(folder: Path) -> dict:
-    """Check a model folder: its manifest, metadata, metrics and scikit-learn version; return its metadata."""
-    files = check_manifest(folder)
-    where = folder / METADATA_FILE
+    """Check a model folder: manifest, metadata, metrics, scikit-learn version and allow-list; return its metadata."""
+    manifest, where = folder / MANIFEST_FILE, folder / METADATA_FILE
+    if manifest.is_symlink():
+        raise ArtifactError(f"{manifest} is a symbolic link")
+    files = read_json(manifest).get("files")
+    if not isinstance(files, dict) or not all(isinstance(sha, str) for sha in files.values()):
+        raise ArtifactError(f"{manifest} does not map file names to sha256")
+    if set(files) - {*MODEL_FILES, *REPORT_FILES} or set(MODEL_FILES) - set(files):
+        raise ArtifactError(f"{manifest} must list {', '.join(MODEL_FILES)} and only model files")
+    for path, sha in ((folder / name, sha) for name, sha in files.items()):
+        if path.is_symlink() or not path.is_file():
+            raise ArtifactError(f"{path} is missing or not a regular file")
+        if sha256_of(path) != sha:
+            raise ArtifactError(f"{path} does not match its sha256 in {MANIFEST_FILE}: refusing a tampered model")
+    # the gate may write its report into the folder after training; registering adds it to the manifest
+    unlisted = [path for path in folder.iterdir() if path.name not in (MANIFEST_FILE, *files)]
+    if extra := sorted(p.name for p in unlisted if p.name not in REPORT_FILES or p.is_symlink() or not p.is_file()):
+        raise ArtifactError(f"{folder} holds what a model folder must not (links, unknown files): {', '.join(extra)}")
     metadata = read_json(where)
-    missing = [key for key in REQUIRED if key not in metadata]
-    if missing:
+    if missing := [key for key in REQUIRED if key not in metadata]:
         raise ArtifactError(f"{where} lacks {', '.join(missing)}")
     if not VERSION_NAME.fullmatch(str(metadata["version"])):
         raise ArtifactError(f"{where}: {metadata['version']!r} is not a version name")
@@ -303,25 +283,21 @@ def verify(folder: Path) -> dict:
     if not LIBRARY_VERSION.fullmatch(saved):
         raise ArtifactError(f"{where}: {saved[:40]!r} is not a scikit-learn version")
     if saved.split(".")[:2] != running.split(".")[:2]:
-        raise LibraryMismatch(
-            f"{folder} was saved by scikit-learn {saved}, this is {running}: "
-            f"install scikit-learn=={saved} to load it, or retrain it"
-        )
-    refused = untrusted(folder / MODEL_FILE)
-    if refused:
+        install = f"install scikit-learn=={saved} to load it, or retrain it"
+        raise LibraryMismatch(f"{folder} was saved by scikit-learn {saved}, this is {running}: {install}")
+    if refused := untrusted(folder / MODEL_FILE):
+        trusted = "it trusts what build_model() in train.py holds once fitted, and TRUSTED_TYPES in artifact.py"
         raise ArtifactError(
-            f"{folder / MODEL_FILE} holds what this project does not trust: {', '.join(refused)} (it trusts what "
-            "build_model() in train.py holds once fitted, and TRUSTED_TYPES in artifact.py)"
+            f"{folder / MODEL_FILE} holds what this project does not trust: {', '.join(refused)} ({trusted})"
         )
     return metadata
 
 
 def load(folder: Path) -> LoadedModel:
-    """Verify and load a model folder: its skops file may hold only what build_model() holds, and sound trees."""
+    """Verify and load a model folder: only what build_model() holds, able to score its features, with sound trees."""
     import skops.io  # imported on first load: see save()
 
-    metadata = verify(folder)
-    model_file = folder / MODEL_FILE
+    metadata, model_file = verify(folder), folder / MODEL_FILE
     try:
         # verify checked every object of the schema, loader and name: skops builds what it let through
         trusted = skops.io.get_untrusted_types(file=model_file)
@@ -330,21 +306,15 @@ def load(folder: Path) -> LoadedModel:
     except Exception as error:  # skops raises many kinds on a malformed file
         raise ArtifactError(f"cannot load {model_file}: {error}") from None
     features = check_features(metadata["features"])
-    check_estimator(estimator, features, model_file)
-    check_bounds(estimator, len(features), model_file)
-    return LoadedModel(estimator, metadata, metadata["version"], features)
-
-
-def check_estimator(estimator: object, features: tuple[Feature, ...], model_file: Path) -> None:
-    """Refuse an estimator that cannot score the metadata's features: no predict_proba, another width or order."""
+    names, kind = [feature.name for feature in features], type(estimator).__name__
     if not hasattr(estimator, "predict_proba"):
-        raise ArtifactError(f"{model_file} holds a {type(estimator).__name__}, which has no predict_proba")
-    names = [feature.name for feature in features]
-    width = getattr(estimator, "n_features_in_", len(names))
-    if width != len(names):
+        raise ArtifactError(f"{model_file} holds a {kind}, which has no predict_proba")
+    if (width := getattr(estimator, "n_features_in_", len(names))) != len(names):
         raise ArtifactError(f"{model_file} expects {width} features, its metadata lists {len(names)}")
     fitted_names = getattr(estimator, "feature_names_in_", None)
     if fitted_names is not None and list(fitted_names) != names:
         raise ArtifactError(f"{model_file} was fitted on the features {list(fitted_names)}, its metadata lists {names}")
     if len(getattr(estimator, "classes_", (0, 1))) != 2:
         raise ArtifactError(f"{model_file} does not hold a two-class model")
+    check_bounds(estimator, len(features), model_file)
+    return LoadedModel(estimator, metadata, metadata["version"], features)

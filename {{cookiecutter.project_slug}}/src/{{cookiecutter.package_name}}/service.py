@@ -1,7 +1,4 @@
-"""The prediction service: a Flask app factory that serves the model a registry stage points at.
-
-What it accepts comes first: rows of the feature list, a body limit, and short 4xx errors naming the fields.
-"""
+"""The prediction service: a Flask app factory that serves the model a registry stage points at."""
 
 from __future__ import annotations
 
@@ -13,7 +10,7 @@ import threading
 import time
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from flask import Flask, Response, jsonify, request
@@ -24,20 +21,15 @@ from werkzeug.exceptions import HTTPException
 from . import artifact
 from .config import layers
 from .features import FEATURES, RECORD, TARGET, Feature
-from .registry import Registry
+from .registry import Registry, RegistryError
 
 ANSWER = f"{TARGET}_probability"  # the response field
 MAX_BATCH = 1_000  # rows per request
-# an "int" is a JSON number with no fractional part, 1000.0 included, as JSON Schema's "integer" says: validated as
-# a float that is a multiple of 1, so that the service accepts every value its own /openapi.json allows
-TYPES = {"float": float, "int": float, "bool": bool}
 SCHEMA = RECORD.title().replace(" ", "")  # the request schema's name in /openapi.json
 MAX_DETAILS = 20  # an error names at most this many problems, then counts the rest
 MAX_FIELD_CHARS = 100  # a field name echoed back is cut to this length
 MAX_UNSCORABLE = 5  # rows the model cannot score named in one answer: each costs a few model calls to find
-# bytes one feature may take in a row, beyond its quoted name: the longest JSON number (-1.7976931348623157e+308
-# is 24 characters), the separators and a pretty-printer's indentation
-VALUE_BYTES = 48
+VALUE_BYTES = 48  # a value's bytes in a row: the longest JSON number (24 characters), separators, indentation
 
 
 def max_body_bytes(features: tuple[Feature, ...], max_batch: int) -> int:
@@ -48,87 +40,25 @@ def max_body_bytes(features: tuple[Feature, ...], max_batch: int) -> int:
 MAX_BODY_BYTES = max_body_bytes(FEATURES, MAX_BATCH)  # larger bodies get 413 (a model of other features: its own)
 
 
-class Refused(Exception):
+# an "int" is a JSON number with no fractional part, 1000.0 included, as JSON Schema's "integer" says: validated as
+# a float that is a multiple of 1 (see check_whole), so the service accepts every value its /openapi.json allows
+TYPES = {"float": float, "int": float, "bool": bool}
+
+
+class Refused(HTTPException):
     """A request answered with an error: the status, one line, and the fields at fault."""
 
-    def __init__(self, status: int, message: str, details: list[dict], total: int = 0) -> None:
+    def __init__(self, code: int, message: str, details: list[dict], total: int = 0) -> None:
         """Keep the first MAX_DETAILS details, with short field names, and count the rest (of ``total``)."""
         super().__init__(message)
-        self.status, self.message = status, message
+        self.code, self.message = code, message
         self.details = [{**detail, "field": detail["field"][:MAX_FIELD_CHARS]} for detail in details[:MAX_DETAILS]]
         if (rest := max(total, len(details)) - len(self.details)) > 0:
             self.details.append({"field": "body", "message": f"and {rest} more problems"})
 
 
-class Validator:
-    """Turns a JSON body into validated rows of one feature list, or raises Refused."""
-
-    def __init__(self, features: tuple[Feature, ...], max_batch: int) -> None:
-        """Build the validators for one row and for a list of 1 to ``max_batch`` rows."""
-        fields: dict[str, Any] = {}
-        for f in features:  # strict types, the declared ranges; an "int" a whole float, shown as an integer
-            whole = {"multiple_of": 1, "json_schema_extra": {"type": "integer"}} if f.kind == "int" else {}
-            fields[f.name] = Annotated[
-                TYPES[f.kind], Field(ge=f.minimum, le=f.maximum, description=f.description, **whole)
-            ]
-        # a row is validated into a plain dict, not an object: a 100-row batch is a third faster to validate and
-        # turn into a matrix. No extra fields; NaN and infinity refused natively by pydantic-core
-        config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-        row = with_config(config)(TypedDict(SCHEMA, fields))
-        self.one = TypeAdapter(row)
-        self.many = TypeAdapter(Annotated[list[row], Field(min_length=1, max_length=max_batch)])
-        self.features, self.max_batch = features, max_batch
-        self.whole = np.array([column for column, f in enumerate(features) if f.kind == "int"], dtype=int)
-        self.max_body = max_body_bytes(features, max_batch)
-        # every key of a valid body brings one colon and every value but a row's last one comma (numbers hold
-        # neither), so counting them bounds the fields and rows of any body that could be valid
-        compact = json.dumps({f.name: 0 for f in features}, separators=(",", ":")).encode()
-        self.per_row = {b":": compact.count(b":"), b",": compact.count(b",") + 1}
-
-    def rows(self, body: bytes) -> tuple[list, bool]:
-        """The validated rows of a body, and whether it was a list (a batch)."""
-        batch = body.lstrip()[:1] == b"["
-        most = self.max_batch if batch else 1
-        # thousands of unknown keys cost pydantic microseconds each: a body with more separators than its rows
-        # can hold is refused by counting bytes, not parsed; one row and a few fields more still reach pydantic,
-        # for a precise error on a stray field or on a batch one row too long, whatever the number of features
-        if any(body.count(mark) > (most + 1) * count + MAX_DETAILS for mark, count in self.per_row.items()):
-            raise self.too_large(batch)
-        try:
-            rows = (self.many if batch else self.one).validate_json(body)
-        except ValidationError as invalid:
-            problems = invalid.errors(include_url=False, include_input=False, include_context=False)
-            if (first := problems[0])["type"] == "json_invalid":  # then the only problem
-                raise Refused(400, "the body is not valid JSON", [{"field": "body", "message": first["msg"]}]) from None
-            if batch and any(problem["type"] == "too_long" and not problem["loc"] for problem in problems):
-                raise self.too_large(batch) from None  # the same words as the count above, whatever the features
-            details = [  # each field a dotted path: "3.amount"
-                {"field": ".".join(map(str, problem["loc"])) or "body", "message": problem["msg"]}
-                for problem in problems[:MAX_DETAILS]
-            ]
-            raise Refused(422, f"invalid {RECORD}", details, len(problems)) from None
-        return (rows if batch else [rows]), batch
-
-    def check_whole(self, X: np.ndarray, batch: bool) -> None:
-        """Refuse an "int" with a fractional part, however small: pydantic's multiple_of lets 1e-10 through."""
-        rows, columns = np.nonzero(X[:, self.whole] % 1)
-        if len(rows):
-            names = [self.features[column].name for column in self.whole[columns[:MAX_DETAILS]]]
-            fields = [f"{row}.{name}" if batch else name for row, name in zip(rows[:MAX_DETAILS], names, strict=True)]
-            details = [{"field": field, "message": "Input should be a multiple of 1"} for field in fields]
-            raise Refused(422, f"invalid {RECORD}", details, len(rows))
-
-    def too_large(self, batch: bool) -> Refused:
-        """The 422 for a body with more rows, or fields, than a request may hold."""
-        fit = f"a list of at most {self.max_batch:,} rows" if batch else f"one {RECORD}"
-        message = f"too many fields or rows: a body holds {fit} of {len(self.features)} fields"
-        return Refused(422, f"invalid {RECORD}", [{"field": "body", "message": message}])
-
-
 def failing_rows(score, X: np.ndarray, limit: int, start: int = 0) -> list[int]:
     """Up to ``limit`` rows of ``X`` that ``score`` raises on or scores as NaN or infinity, found by bisection."""
-    if limit <= 0 or len(X) == 0:
-        return []
     try:
         with np.errstate(all="ignore"):
             return [start + int(i) for i in np.flatnonzero(~np.isfinite(score(X)))[:limit]]
@@ -137,35 +67,148 @@ def failing_rows(score, X: np.ndarray, limit: int, start: int = 0) -> list[int]:
             return [start]
     middle = len(X) // 2
     found = failing_rows(score, X[:middle], limit, start)
-    return found + failing_rows(score, X[middle:], limit - len(found), start + middle)
+    return found if len(found) == limit else found + failing_rows(score, X[middle:], limit - len(found), start + middle)
 
 
-def beyond_bounds(feature: Feature, value: float) -> bool:
-    """Whether a number lies on a side of zero where its feature declares no bound (so it may be extreme)."""
-    bound = feature.maximum if value > 0 else feature.minimum if value < 0 else 0
-    return feature.kind != "bool" and bound is None
+class Serving:
+    """A loaded model with the validators of its rows and its /version document."""
+
+    def __init__(self, folder: Path, max_batch: int) -> None:
+        """Load and verify a model folder and build everything needed to serve it."""
+        self.model = model = artifact.load(folder)
+        self.names = [f.name for f in model.features]
+        self.values = operator.itemgetter(*self.names)  # a row's values in the model's column order
+        fields = {}
+        for f in model.features:  # strict types, the declared ranges; an "int" a whole float, shown as an integer
+            whole = {"multiple_of": 1, "json_schema_extra": {"type": "integer"}} if f.kind == "int" else {}
+            fields[f.name] = Annotated[
+                TYPES[f.kind], Field(ge=f.minimum, le=f.maximum, description=f.description, **whole)
+            ]
+        # a row is validated into a plain dict, not an object: a 100-row batch is a third faster to validate and
+        # turn into a matrix. No extra fields; NaN and infinity refused natively by pydantic-core
+        row = with_config(ConfigDict(extra="forbid", strict=True, allow_inf_nan=False))(TypedDict(SCHEMA, fields))
+        self.one = TypeAdapter(row)
+        self.many = TypeAdapter(Annotated[list[row], Field(min_length=1, max_length=max_batch)])
+        self.max_batch, self.max_body = max_batch, max_body_bytes(model.features, max_batch)
+        self.whole = np.array([column for column, f in enumerate(model.features) if f.kind == "int"], dtype=int)
+        # a valid row's keys each bring one colon and its values but the last one comma (numbers hold neither)
+        self.separators = json.dumps({name: 0 for name in self.names}, separators=(",", ":")).encode()
+        meta = model.metadata
+        self.info = {
+            "model_version": model.version,
+            "git_commit": meta.get("git_commit"),
+            "git_dirty": meta.get("git_dirty"),
+            "train_data_sha256": meta["train_data"]["sha256"],
+            "holdout_auc": artifact.read_json(folder / artifact.METRICS_FILE)["holdout"]["auc"],
+            "versions": {key: meta[key] for key in ("python_version", "sklearn_version", "skops_version")},
+            "features": self.names,
+        }
+
+    def rows(self, body: bytes) -> tuple[list, bool]:
+        """The validated rows of a body, and whether it was a list (a batch)."""
+        batch = body.lstrip()[:1] == b"["
+        fit = f"a list of at most {self.max_batch:,} rows" if batch else f"one {RECORD}"
+        message = f"too many fields or rows: a body holds {fit} of {len(self.names)} fields"
+        too_large = Refused(422, f"invalid {RECORD}", [{"field": "body", "message": message}])
+        # thousands of unknown keys cost pydantic microseconds each: a body with more separators than its rows can
+        # hold is refused unparsed; a few more reach pydantic, for a precise error on a stray field or row
+        most = self.max_batch if batch else 1
+        if any(body.count(mark) > (most + 1) * (self.separators.count(mark) + 1) + MAX_DETAILS for mark in b":,"):
+            raise too_large
+        try:
+            rows = (self.many if batch else self.one).validate_json(body)
+        except ValidationError as invalid:
+            problems = invalid.errors(include_url=False, include_input=False, include_context=False)
+            if problems[0]["type"] == "json_invalid":  # then the only problem
+                detail = {"field": "body", "message": problems[0]["msg"]}
+                raise Refused(400, "the body is not valid JSON", [detail]) from None
+            if batch and any(problem["type"] == "too_long" and not problem["loc"] for problem in problems):
+                raise too_large from None  # the same words as the count above, whatever the features
+            details = [  # each field a dotted path: "3.amount"
+                {"field": ".".join(map(str, problem["loc"])) or "body", "message": problem["msg"]}
+                for problem in problems[:MAX_DETAILS]
+            ]
+            raise Refused(422, f"invalid {RECORD}", details, len(problems)) from None
+        return (rows if batch else [rows]), batch
+
+    def matrix(self, rows: list[dict]) -> np.ndarray:
+        """The validated rows as a float matrix, one column per feature in the model's order."""
+        return np.array([self.values(row) for row in rows], dtype=float).reshape(len(rows), len(self.names))
+
+    def score(self, rows: list, batch: bool) -> np.ndarray:
+        """The probability of each validated row (the one place a batch is scored), or Refused: see unscorable."""
+        X = self.matrix(rows)
+        fractions = np.argwhere(X[:, self.whole] % 1)  # pydantic's multiple_of lets a tiny one (1e-10) through
+        if len(fractions):
+            fields = [f"{row}.{self.names[self.whole[column]]}" for row, column in fractions[:MAX_DETAILS]]
+            details = [
+                {"field": field if batch else field.split(".", 1)[1], "message": "Input should be a multiple of 1"}
+                for field in fields
+            ]
+            raise Refused(422, f"invalid {RECORD}", details, len(fractions))
+        try:
+            with np.errstate(all="ignore"):
+                probabilities = self.model.probability(X)
+            if np.isfinite(probabilities).all():
+                return probabilities
+        except (ValueError, ArithmeticError):
+            pass  # which rows: found below, by bisection
+        raise unscorable(self.model.probability, X, self.names, batch)
 
 
-def unscorable(score, X: np.ndarray, features: tuple[Feature, ...], batch: bool) -> Refused:
-    """A 422 naming the rows ``score`` fails on and, in each, the values beyond any declared bound that fail it."""
-    details, rows = [], failing_rows(score, X, MAX_UNSCORABLE)
-    for index in rows:
-        prefix, values = (f"{index}." if batch else ""), X[index].tolist()
-        unbounded = [column for column, f in enumerate(features) if beyond_bounds(f, values[column])]
-        # the culprits: the values whose replacement by 0 lets the model score the row
-        trials = np.repeat(X[index : index + 1], len(unbounded), axis=0)
-        trials[np.arange(len(unbounded)), unbounded] = 0.0
-        still = failing_rows(score, trials, len(unbounded))
-        culprits = [column for trial, column in enumerate(unbounded) if trial not in still] or unbounded
-        for column in sorted(culprits, key=lambda column: -abs(values[column])):
-            message = f"the model cannot score {values[column]!r}: send a value in the range it was trained on"
-            details.append({"field": prefix + features[column].name, "message": message})
-        if not unbounded:
-            details.append({"field": prefix.rstrip(".") or "body", "message": "the model cannot score this row"})
-    if len(rows) == MAX_UNSCORABLE and rows[-1] < len(X) - 1:
-        details.append({"field": "body", "message": f"the rows after {rows[-1]} were not all checked"})
+def unscorable(score, X: np.ndarray, names: list[str], batch: bool) -> Refused:
+    """A 422 naming the first rows ``score`` fails on and, in each, the largest values it cannot score."""
+    details, failing = [], failing_rows(score, X, MAX_UNSCORABLE)
+    for row in failing:
+        # zero the row's values one more at a time, largest first, until it scores: those zeroed are at fault
+        order = np.argsort(-np.abs(X[row]))
+        trials = np.tile(X[row], (len(order), 1))
+        for count, column in enumerate(order):
+            trials[count:, column] = 0.0
+        scored = sorted(set(range(len(order))) - set(failing_rows(score, trials, len(order))))
+        for column in order[: scored[0] + 1] if scored else []:
+            message = f"the model cannot score {X[row, column].item()!r}: send a value in the range it was trained on"
+            details.append({"field": f"{row}.{names[column]}" if batch else names[column], "message": message})
+        if not scored:
+            details.append({"field": str(row) if batch else "body", "message": "the model cannot score this row"})
+    if len(failing) == MAX_UNSCORABLE and failing[-1] < len(X) - 1:
+        details.append({"field": "body", "message": f"the rows after {failing[-1]} were not all checked"})
     details = details or [{"field": "body", "message": "the model cannot score these rows"}]
     return Refused(422, f"the model cannot score this {RECORD}", details)
+
+
+class ModelSlot:
+    """Holds the serving model; swaps in a newly promoted one when the stage pointer changes."""
+
+    def __init__(self, registry: Registry, stage: str, interval: float, max_batch: int, log: logging.Logger) -> None:
+        """Watch ``stage`` of ``registry``, checking its pointer every ``interval`` seconds."""
+        self.registry, self.stage, self.interval, self.max_batch, self.log = registry, stage, interval, max_batch, log
+        self.serving: Serving | None = None
+        self.pointer: str | None = None
+        self.checked = 0.0
+        self.lock = threading.Lock()
+
+    def get(self) -> Serving | None:
+        """The current model, loading the version the pointer names when it changes (checked once per interval)."""
+        due = self.serving is None or time.monotonic() - self.checked >= self.interval
+        # while a model is served, other threads keep using it during a check or a swap; until the first one
+        # is loaded, they wait for the thread loading it rather than answer 503
+        if not (due and self.lock.acquire(blocking=self.serving is None)):
+            return self.serving
+        pointer = None
+        try:
+            self.checked, pointer = time.monotonic(), self.registry.current(self.stage)
+            if pointer not in (None, self.pointer):
+                self.pointer = pointer
+                self.serving = Serving(self.registry.folder(pointer), self.max_batch)
+                self.log.info("serving %s model %s", self.stage, pointer)
+        except Exception as error:  # a broken pointer or model folder is logged, and never served
+            refused = f"{self.stage} model {pointer}" if pointer else f"{self.stage} pointer"
+            unexpected = not isinstance(error, (artifact.ArtifactError, RegistryError))  # a traceback for those only
+            self.log.error("refusing the %s, keeping the current model: %s", refused, error, exc_info=unexpected)
+        finally:
+            self.lock.release()
+        return self.serving
 
 
 def openapi_document(app: Flask, row: dict) -> dict:
@@ -192,92 +235,11 @@ def openapi_document(app: Flask, row: dict) -> dict:
     return {"openapi": "3.1.0", "info": info, "paths": paths, "components": {"schemas": {SCHEMA: row}}}
 
 
-class Serving:
-    """A loaded model with the validator and /version document derived from it."""
-
-    def __init__(self, folder: Path, max_batch: int) -> None:
-        """Load and verify a model folder and build everything needed to serve it."""
-        self.model = model = artifact.load(folder)
-        self.names = [f.name for f in model.features]
-        self.values = operator.itemgetter(*self.names)  # a row's values in the model's column order
-        self.validator = Validator(model.features, max_batch)
-        holdout, meta = artifact.read_json(folder / artifact.METRICS_FILE).get("holdout", {}), model.metadata
-        self.info = {
-            "model_version": model.version,
-            "git_commit": meta.get("git_commit"),
-            "git_dirty": meta.get("git_dirty"),
-            "train_data_sha256": meta["train_data"]["sha256"],
-            "holdout_auc": holdout.get("auc"),
-            "versions": {key: meta[key] for key in ("python_version", "sklearn_version", "skops_version")},
-            "features": self.names,
-        }
-
-    def matrix(self, rows: list[dict]) -> np.ndarray:
-        """The validated rows as a float matrix, one column per feature in the model's order."""
-        return np.array([self.values(row) for row in rows], dtype=float).reshape(len(rows), len(self.names))
-
-    def score(self, rows: list, batch: bool) -> np.ndarray:
-        """The probability of each validated row (the one place a batch is scored), or Refused: see unscorable."""
-        X = self.matrix(rows)
-        self.validator.check_whole(X, batch)
-        try:
-            with np.errstate(all="ignore"):
-                probabilities = self.model.probability(X)
-            if np.isfinite(probabilities).all():
-                return probabilities
-        except (ValueError, ArithmeticError):
-            pass  # which rows: found below, by bisection
-        raise unscorable(self.model.probability, X, self.validator.features, batch)
-
-
-class ModelSlot:
-    """Holds the serving model; swaps in a newly promoted one when the stage pointer changes."""
-
-    def __init__(self, registry: Registry, stage: str, interval: float, max_batch: int, log) -> None:
-        """Watch ``stage`` of ``registry``, checking its pointer every ``interval`` seconds."""
-        self.registry, self.stage, self.interval, self.max_batch, self.log = registry, stage, interval, max_batch, log
-        self.serving: Serving | None = None
-        self._pointer: str | None = None
-        self._checked = -float("inf")
-        self._lock = threading.Lock()
-
-    def get(self) -> Serving | None:
-        """The current model, checking the stage pointer at most once per interval."""
-        due = self.serving is None or time.monotonic() - self._checked >= self.interval
-        # while a model is served, other threads keep using it during a check or a swap; until the first one
-        # is loaded, they wait for the thread loading it rather than answer 503
-        if due and self._lock.acquire(blocking=self.serving is None):
-            try:
-                self._refresh()
-            finally:
-                self._lock.release()
-        return self.serving
-
-    def _refresh(self) -> None:
-        """Load the version the pointer names; a model that fails to load is logged and never served."""
-        self._checked = time.monotonic()
-        try:
-            pointer = self.registry.current(self.stage)
-        except Exception as error:  # a broken registry leaves the worker up, answering 503 on /ready
-            self.log.error("cannot read the %s pointer: %s", self.stage, error)
-            return
-        if pointer is None or pointer == self._pointer:
-            return
-        self._pointer = pointer
-        try:
-            self.serving = Serving(self.registry.folder(pointer), self.max_batch)
-            self.log.info("serving %s model %s", self.stage, pointer)
-        except Exception as error:  # whatever a tampered folder raises, it is refused and never served
-            unexpected = not isinstance(error, artifact.ArtifactError)  # a traceback in the log for those only
-            message = "refusing %s model %s, keeping the current one: %s"
-            self.log.error(message, self.stage, pointer, error, exc_info=unexpected)
-
-
 class App(Flask):
-    """Flask, with an automatic OPTIONS answer that is not an empty HTML page: 204 and the Allow header."""
+    """Flask, answering OPTIONS with 204 No Content and the Allow header rather than an empty HTML page."""
 
     def make_default_options_response(self) -> Response:
-        """Answer OPTIONS with 204 No Content and the methods the path allows."""
+        """The 204 answer to OPTIONS, with the methods the path allows."""
         response = super().make_default_options_response()
         response.status_code = 204
         del response.headers["Content-Type"]
@@ -285,11 +247,7 @@ class App(Flask):
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Create the prediction service; ``test_config`` overrides the defaults below.
-
-    The model loads here, so a gunicorn worker starts accepting with its model loaded and /ready answers 200;
-    a model that fails to load leaves the worker up, answering 503, until a good one is promoted.
-    """
+    """Create the service, its model loaded (or a 503 until one loads); ``test_config`` overrides the defaults."""
     app = App(__name__)
     app.config.from_mapping(
         REGISTRY=os.environ.get("MODEL_REGISTRY", "registry"),
@@ -303,10 +261,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     config = app.config
     registry = Registry(Path(config["REGISTRY"]))
     slot = ModelSlot(registry, config["STAGE"], config["RELOAD_INTERVAL"], config["MAX_BATCH"], app.logger)
-    app.extensions["model_slot"] = slot
     # a layer on the hello world (the production loop) adds X-Request-ID, the prediction log, a shadow, /metrics
     recorders = [layer.install(app, slot) for layer in layers()]
-    slot.get()
+    slot.get()  # before the first request: a gunicorn worker accepts with its model loaded
 
     def served() -> Serving:
         """The model being served, or a 503 naming the stage that has none."""
@@ -335,7 +292,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         serving = served()
         if request.mimetype != "application/json":
             raise Refused(415, "the body must be JSON", [{"field": "Content-Type", "message": "use application/json"}])
-        rows, batch = serving.validator.rows(read_body(config["MAX_BODY_BYTES"] or serving.validator.max_body))
+        rows, batch = serving.rows(read_body(config["MAX_BODY_BYTES"] or serving.max_body))
         probabilities = serving.score(rows, batch).round(6).tolist()
         for recorder in recorders:
             recorder.record(serving.model, serving.names, rows, probabilities)
@@ -346,21 +303,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     def openapi():
         """The OpenAPI document of this service, generated from the feature list."""
         serving = slot.get()
-        return openapi_document(app, serving.validator.one.json_schema() if serving else {"type": "object"})
-
-    @app.errorhandler(Refused)
-    def refused(refusal: Refused):
-        """The one error shape: {"error": ..., "details": [{"field": ..., "message": ...}]}."""
-        return jsonify(error=refusal.message, details=refusal.details), refusal.status
+        return openapi_document(app, serving.one.json_schema() if serving else {"type": "object"})
 
     @app.errorhandler(HTTPException)
-    def http_error(exception: HTTPException):
-        """Every HTTP error is a JSON body, never an HTML page (a 405 keeps its Allow header)."""
-        detail = {"field": "request", "message": exception.description}
-        response, status = refused(Refused(exception.code or 500, exception.name.lower(), [detail]))
-        if allowed := getattr(exception, "valid_methods", None):
+    def refused(error: HTTPException):
+        """Every error in one JSON shape, never an HTML page: {"error": ..., "details": [{"field", "message"}]}."""
+        if isinstance(error, Refused):
+            return jsonify(error=error.message, details=error.details), error.code
+        response = jsonify(error=error.name.lower(), details=[{"field": "request", "message": error.description}])
+        if allowed := getattr(error, "valid_methods", None):  # a 405 keeps its Allow header
             response.headers["Allow"] = ", ".join(allowed)
-        return response, status
+        return response, error.code or 500
 
     return app
 
