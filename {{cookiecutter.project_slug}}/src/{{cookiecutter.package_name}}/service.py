@@ -107,14 +107,11 @@ class Serving:
     def rows(self, body: bytes) -> tuple[list, bool]:
         """The validated rows of a body, and whether it was a list (a batch)."""
         batch = body.lstrip()[:1] == b"["
-        fit = f"a list of at most {self.max_batch:,} rows" if batch else f"one {RECORD}"
-        message = f"too many fields or rows: a body holds {fit} of {len(self.names)} fields"
-        too_large = Refused(422, f"invalid {RECORD}", [{"field": "body", "message": message}])
         # thousands of unknown keys cost pydantic microseconds each: a body with more separators than its rows can
         # hold is refused unparsed; a few more reach pydantic, for a precise error on a stray field or row
         most = self.max_batch if batch else 1
         if any(body.count(mark) > (most + 1) * (self.separators.count(mark) + 1) + MAX_DETAILS for mark in b":,"):
-            raise too_large
+            raise self.too_large(batch)
         try:
             rows = (self.many if batch else self.one).validate_json(body)
         except ValidationError as invalid:
@@ -123,13 +120,19 @@ class Serving:
                 detail = {"field": "body", "message": problems[0]["msg"]}
                 raise Refused(400, "the body is not valid JSON", [detail]) from None
             if batch and any(problem["type"] == "too_long" and not problem["loc"] for problem in problems):
-                raise too_large from None  # the same words as the count above, whatever the features
+                raise self.too_large(batch) from None  # the same words as the count above, whatever the features
             details = [  # each field a dotted path: "3.amount"
                 {"field": ".".join(map(str, problem["loc"])) or "body", "message": problem["msg"]}
                 for problem in problems[:MAX_DETAILS]
             ]
             raise Refused(422, f"invalid {RECORD}", details, len(problems)) from None
         return (rows if batch else [rows]), batch
+
+    def too_large(self, batch: bool) -> Refused:
+        """The 422 for a body with more rows, or fields, than a request may hold."""
+        fit = f"a list of at most {self.max_batch:,} rows" if batch else f"one {RECORD}"
+        message = f"too many fields or rows: a body holds {fit} of {len(self.names)} fields"
+        return Refused(422, f"invalid {RECORD}", [{"field": "body", "message": message}])
 
     def matrix(self, rows: list[dict]) -> np.ndarray:
         """The validated rows as a float matrix, one column per feature in the model's order."""
@@ -195,9 +198,9 @@ class ModelSlot:
         # is loaded, they wait for the thread loading it rather than answer 503
         if not (due and self.lock.acquire(blocking=self.serving is None)):
             return self.serving
-        pointer = None
+        pointer, self.checked = None, time.monotonic()  # a broken pointer too is read again only after an interval
         try:
-            self.checked, pointer = time.monotonic(), self.registry.current(self.stage)
+            pointer = self.registry.current(self.stage)
             if pointer not in (None, self.pointer):
                 self.pointer = pointer
                 self.serving = Serving(self.registry.folder(pointer), self.max_batch)
