@@ -87,8 +87,11 @@ def cmd_gate(settings: Settings, args: argparse.Namespace) -> int:
     except RegistryError as unknown:  # still a report and gate.json: CI posts them whatever the decision
         candidate, result = None, GateResult("undecided", [f"could not decide: {unknown}"], gate)
     else:
-        role = "baseline" if args.against else "production"
-        baseline = resolve(settings, args.against) if args.against else Registry(settings.registry).current_folder(role)
+        if args.against:
+            baseline, role = resolve(settings, args.against), "baseline"
+        else:  # a pointer to a missing folder still gets a report: the gate cannot decide
+            production = Registry(settings.registry).current("production")
+            baseline, role = (Registry(settings.registry).models / production if production else None), "production"
         result = run_gate(candidate, holdout_file(settings, args), baseline, gate, args.library_upgrade, role)
     print(write_outputs(result, Path(args.out) if args.out else candidate or Path("gate")).read_text(), end="")
     if result.decision == "undecided":
@@ -193,7 +196,7 @@ def cmd_smoke_test(settings: Settings, args: argparse.Namespace) -> int:
             )
             report = write_outputs(result, Path(args.out))
             print(report.read_text(), end="")
-            staging.verdict(found, result, report)
+            print(staging.verdict(found, result, report))
     except staging.StageFailed as failure:
         print(f"FAILED: {failure}", file=sys.stderr)
         return 1

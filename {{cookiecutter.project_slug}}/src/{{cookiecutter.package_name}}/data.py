@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import TABLE, Settings
+from .config import TABLE, DataSettings, Settings
 from .features import FEATURES, LABEL, Feature
 
 Rows = list[tuple[int, list[str]]]  # the rows of a CSV file as text, each with its line number
@@ -99,7 +99,11 @@ def read_csv(path: Path, features: tuple[Feature, ...] = FEATURES) -> Dataset:
 
 def sha256_of(path: Path) -> str:
     """Return the hex sha256 of a file (data lineage and model integrity)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as file:  # in blocks: a file of any size costs no more memory
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def prepare(settings: Settings, week: int | None = None, root: Path = Path()) -> DataFiles:
@@ -138,19 +142,14 @@ def _split(settings: Settings, root: Path) -> DataFiles:
     header, rows = read_table(source)
     if LABEL not in header:
         raise DataError(f"{source} has no label column {LABEL} (LABEL in features.py)")
-    if data.split_column and data.split_column not in header:
-        raise DataError(f"{source} has no column {data.split_column} (split_column in [tool.{TABLE}.data])")
-    at = [header.index(name) for name in (LABEL, data.split_column or LABEL)]
-    cells = [(line, *(row[i].strip() if i < len(row) else "" for i in at)) for line, row in rows]
-    for line, label, key in cells:
+    labels = _column(header, rows, LABEL)
+    for (line, _), label in zip(rows, labels, strict=True):
         if label not in ("0", "1", "0.0", "1.0"):
             raise DataError(f"{source}, line {line}: {LABEL} must be 0 or 1, got {label!r}")
-        if not key:
-            raise DataError(f"{source}, line {line}: {data.split_column} is empty; a time split needs it on every row")
     if data.split_column:
-        held = _latest(source, [key for *_, key in cells], data.holdout_fraction)
+        held = _latest(source, header, rows, data)
     else:
-        held = _stratified(source, rows, np.array([label for _, label, _ in cells], dtype=float), data.holdout_fraction)
+        held = _stratified(source, rows, np.array(labels, dtype=float), data.holdout_fraction)
     folder = root / settings.data_dir / "split"
     folder.mkdir(parents=True, exist_ok=True)
     for name, keep in (("train.csv", ~held), ("holdout.csv", held)):
@@ -160,6 +159,12 @@ def _split(settings: Settings, root: Path) -> DataFiles:
     lineage = {"source": "csv", "path": str(data.path), "sha256": sha256_of(source)}
     lineage |= {"holdout_fraction": data.holdout_fraction, "split_column": data.split_column or None}
     return DataFiles(folder / "train.csv", folder / "holdout.csv", str(data.path), lineage)
+
+
+def _column(header: list[str], rows: Rows, name: str) -> list[str]:
+    """A column's values, stripped ("" where a row is too short)."""
+    index = header.index(name)
+    return [row[index].strip() if index < len(row) else "" for _, row in rows]
 
 
 def _stratified(path: Path, rows: Rows, labels: np.ndarray, fraction: float) -> np.ndarray:
@@ -175,12 +180,18 @@ def _stratified(path: Path, rows: Rows, labels: np.ndarray, fraction: float) -> 
     return held
 
 
-def _latest(path: Path, values: list[str], fraction: float) -> np.ndarray:
-    """Hold out the rows with the latest split-column values: numbers, or text such as ISO dates (2024-05-31)."""
-    keys = np.array(values)
+def _latest(path: Path, header: list[str], rows: Rows, data: DataSettings) -> np.ndarray:
+    """Hold out the rows with the latest ``split_column`` values: numbers, or text such as ISO dates (2024-05-31)."""
+    if data.split_column not in header:
+        raise DataError(f"{path} has no column {data.split_column} (split_column in [tool.{TABLE}.data])")
+    keys = np.array(_column(header, rows, data.split_column))
+    for (line, _), key in zip(rows, keys, strict=True):
+        if not key:
+            raise DataError(f"{path}, line {line}: {data.split_column} is empty; the time split needs it on every row")
     with contextlib.suppress(ValueError):  # not all numbers: compare as text, which orders ISO dates correctly
         keys = keys.astype(float)
-    held = keys >= np.sort(keys)[min(int(len(keys) * (1 - fraction)), len(keys) - 1)]  # a row's value: 1 row or more
+    cutoff = np.sort(keys)[min(int(len(keys) * (1 - data.holdout_fraction)), len(keys) - 1)]
+    held = keys >= cutoff  # one row or more: the cutoff is a row's value
     if held.all():
         raise DataError(f"{path}: the split leaves no rows to train on")
     return held

@@ -300,11 +300,11 @@ def render_report(result: GateResult, plot: str | None = None) -> str:
 
 def write_outputs(result: GateResult, out_dir: Path) -> Path:
     """Write gate.json, report.md and roc.png (both ROC curves) into ``out_dir``; return the report's path."""
-    from matplotlib.figure import Figure  # here, not at the top: it is slow to import
-
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "gate.json").write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
     if result.curves:
+        from matplotlib.figure import Figure  # here, not at the top: it is slow to import
+
         figure = Figure(figsize=(4.5, 4.5), dpi=100, layout="tight")
         axes = figure.subplots()
         for name, (fpr, tpr) in result.curves.items():  # false and true positive rates

@@ -223,7 +223,7 @@ def smoke_test_staging(run: Run) -> None:
 def score_staging(run: Run) -> None:
     """Score the holdout through staging: its answers must be the model file's, and the gate judges them."""
     if not run.staging_url:
-        smoke_test_staging(run)
+        raise StageFailed("score_staging scores the service that smoke_test_staging starts: list that stage first")
     production, candidate = run.registry.current_folder("production"), run.registry.folder(run.version)
     found, result = staging.score_staging(
         run.staging_url, candidate, run.holdout_csv, production, run.settings.gate, run.library_upgrade

@@ -41,7 +41,7 @@ MAX_BODY_BYTES = max_body_bytes(FEATURES, MAX_BATCH)  # larger bodies get 413 (a
 
 
 # an "int" is a JSON number with no fractional part, 1000.0 included, as JSON Schema's "integer" says: validated as
-# a float that is a multiple of 1 (see check_whole), so the service accepts every value its /openapi.json allows
+# a float that is a multiple of 1 (exactly so in Serving.score), so the service accepts what its /openapi.json allows
 TYPES = {"float": float, "int": float, "bool": bool}
 
 
@@ -67,7 +67,9 @@ def failing_rows(score, X: np.ndarray, limit: int, start: int = 0) -> list[int]:
             return [start]
     middle = len(X) // 2
     found = failing_rows(score, X[:middle], limit, start)
-    return found if len(found) == limit else found + failing_rows(score, X[middle:], limit - len(found), start + middle)
+    if len(found) < limit:
+        found += failing_rows(score, X[middle:], limit - len(found), start + middle)
+    return found
 
 
 class Serving:
@@ -91,8 +93,10 @@ class Serving:
         self.many = TypeAdapter(Annotated[list[row], Field(min_length=1, max_length=max_batch)])
         self.max_batch, self.max_body = max_batch, max_body_bytes(model.features, max_batch)
         self.whole = np.array([column for column, f in enumerate(model.features) if f.kind == "int"], dtype=int)
-        # a valid row's keys each bring one colon and its values but the last one comma (numbers hold neither)
-        self.separators = json.dumps({name: 0 for name in self.names}, separators=(",", ":")).encode()
+        # each key of a valid row brings one colon, each value but the row's last one comma, and each row but the
+        # batch's last one comma more (numbers hold neither): counting them bounds the fields and rows of a body
+        compact = json.dumps({name: 0 for name in self.names}, separators=(",", ":")).encode()
+        self.per_row = {b":": compact.count(b":"), b",": compact.count(b",") + 1}
         meta = model.metadata
         self.info = {
             "model_version": model.version,
@@ -110,7 +114,7 @@ class Serving:
         # thousands of unknown keys cost pydantic microseconds each: a body with more separators than its rows can
         # hold is refused unparsed; a few more reach pydantic, for a precise error on a stray field or row
         most = self.max_batch if batch else 1
-        if any(body.count(mark) > (most + 1) * (self.separators.count(mark) + 1) + MAX_DETAILS for mark in b":,"):
+        if any(body.count(mark) > (most + 1) * count + MAX_DETAILS for mark, count in self.per_row.items()):
             raise self.too_large(batch)
         try:
             rows = (self.many if batch else self.one).validate_json(body)
@@ -143,11 +147,9 @@ class Serving:
         X = self.matrix(rows)
         fractions = np.argwhere(X[:, self.whole] % 1)  # pydantic's multiple_of lets a tiny one (1e-10) through
         if len(fractions):
-            fields = [f"{row}.{self.names[self.whole[column]]}" for row, column in fractions[:MAX_DETAILS]]
-            details = [
-                {"field": field if batch else field.split(".", 1)[1], "message": "Input should be a multiple of 1"}
-                for field in fields
-            ]
+            named = [(row, self.names[self.whole[column]]) for row, column in fractions[:MAX_DETAILS]]
+            fields = [f"{row}.{name}" if batch else name for row, name in named]
+            details = [{"field": field, "message": "Input should be a multiple of 1"} for field in fields]
             raise Refused(422, f"invalid {RECORD}", details, len(fractions))
         try:
             with np.errstate(all="ignore"):
@@ -163,16 +165,17 @@ def unscorable(score, X: np.ndarray, names: list[str], batch: bool) -> Refused:
     """A 422 naming the first rows ``score`` fails on and, in each, the largest values it cannot score."""
     details, failing = [], failing_rows(score, X, MAX_UNSCORABLE)
     for row in failing:
-        # zero the row's values one more at a time, largest first, until it scores: those zeroed are at fault
+        # trial k is the row with its k + 1 largest values set to 0: the first trial the model scores names them
         order = np.argsort(-np.abs(X[row]))
         trials = np.tile(X[row], (len(order), 1))
-        for count, column in enumerate(order):
-            trials[count:, column] = 0.0
-        scored = sorted(set(range(len(order))) - set(failing_rows(score, trials, len(order))))
-        for column in order[: scored[0] + 1] if scored else []:
+        for k, column in enumerate(order):
+            trials[k:, column] = 0.0
+        still_failing = set(failing_rows(score, trials, len(order)))
+        first = next((k for k in range(len(order)) if k not in still_failing), None)
+        for column in [] if first is None else order[: first + 1]:
             message = f"the model cannot score {X[row, column].item()!r}: send a value in the range it was trained on"
             details.append({"field": f"{row}.{names[column]}" if batch else names[column], "message": message})
-        if not scored:
+        if first is None:
             details.append({"field": str(row) if batch else "body", "message": "the model cannot score this row"})
     if len(failing) == MAX_UNSCORABLE and failing[-1] < len(X) - 1:
         details.append({"field": "body", "message": f"the rows after {failing[-1]} were not all checked"})
@@ -196,22 +199,31 @@ class ModelSlot:
         due = self.serving is None or time.monotonic() - self.checked >= self.interval
         # while a model is served, other threads keep using it during a check or a swap; until the first one
         # is loaded, they wait for the thread loading it rather than answer 503
-        if not (due and self.lock.acquire(blocking=self.serving is None)):
-            return self.serving
-        pointer, self.checked = None, time.monotonic()  # a broken pointer too is read again only after an interval
+        if due and self.lock.acquire(blocking=self.serving is None):
+            try:
+                self._refresh()
+            finally:
+                self.lock.release()
+        return self.serving
+
+    def _refresh(self) -> None:
+        """Load the version the pointer names, if it changed; a pointer or model that fails is logged, never served."""
+        self.checked = time.monotonic()
         try:
             pointer = self.registry.current(self.stage)
-            if pointer not in (None, self.pointer):
-                self.pointer = pointer
-                self.serving = Serving(self.registry.folder(pointer), self.max_batch)
-                self.log.info("serving %s model %s", self.stage, pointer)
-        except Exception as error:  # a broken pointer or model folder is logged, and never served
-            refused = f"{self.stage} model {pointer}" if pointer else f"{self.stage} pointer"
+        except Exception as error:  # a broken registry leaves the worker up, answering 503 on /ready
+            self.log.error("cannot read the %s pointer: %s", self.stage, error)
+            return
+        if pointer is None or pointer == self.pointer:
+            return
+        self.pointer = pointer
+        try:
+            self.serving = Serving(self.registry.folder(pointer), self.max_batch)
+            self.log.info("serving %s model %s", self.stage, pointer)
+        except Exception as error:  # whatever a tampered folder raises, it is refused and never served
             unexpected = not isinstance(error, (artifact.ArtifactError, RegistryError))  # a traceback for those only
-            self.log.error("refusing the %s, keeping the current model: %s", refused, error, exc_info=unexpected)
-        finally:
-            self.lock.release()
-        return self.serving
+            message = "refusing %s model %s, keeping the current one: %s"
+            self.log.error(message, self.stage, pointer, error, exc_info=unexpected)
 
 
 def openapi_document(app: Flask, row: dict) -> dict:

@@ -107,8 +107,10 @@ def trace(base: str, model: artifact.LoadedModel, X: np.ndarray, found: Skew, se
         served_probes = served_scores(base, model.features, batch)[: len(probes)]
     except StageFailed:
         return found
-    logit = [special.logit(np.clip(p, 1e-6, 1 - 1e-6)) for p in (served_probes, model.probability(probes))]
-    errors = logit[0] - logit[1]
+    # the service's error in log-odds, clipped away from 0 and 1 (it rounds to 6 decimals)
+    errors = special.logit(np.clip(served_probes, 1e-6, 1 - 1e-6)) - special.logit(
+        np.clip(model.probability(probes), 1e-6, 1 - 1e-6)
+    )
     moved = np.abs(errors[1:] - errors[0]) > 1e-3 * max(1.0, abs(errors[0]))
     suspects = tuple(feature.name for feature, changed in zip(model.features, moved, strict=True) if changed)
     return replace(found, suspects=suspects)
@@ -139,9 +141,10 @@ def verdict(found: Skew, result: GateResult, report: Path) -> str:
     """What scored staging says when staging served the model file's scores and the gate passed them; else fails."""
     if found.differing:
         raise StageFailed(f"{found.message()}; report: {report}")
+    served = f"{found.rows} holdout rows served as the model file scores them"
     if result.exit_code:
-        raise StageFailed("the gate blocked what staging served: " + "; ".join(result.reasons))
-    return f"{found.rows} holdout rows served as the model file scores them; gate on them: {result.decision}"
+        raise StageFailed(f"{served}, and the gate blocked what staging served: " + "; ".join(result.reasons))
+    return f"{served}; gate on them: {result.decision}"
 
 
 @contextlib.contextmanager
@@ -177,10 +180,10 @@ def smoke_requests(features: tuple[Feature, ...], row: list[float]) -> tuple[dic
     # out of range: the first declared bound, if any (an all-bool table, or one with no bounds, has none)
     for f in features:
         if f.kind != "bool" and (f.minimum, f.maximum) != (None, None):
-            side, value = (
-                ("below its minimum", f.minimum - 1) if f.minimum is not None else ("above its maximum", f.maximum + 1)
-            )
-            bad[f"{f.name} {side}"] = {**valid, f.name: value}
+            if f.minimum is not None:
+                bad[f"{f.name} below its minimum"] = {**valid, f.name: f.minimum - 1}
+            else:
+                bad[f"{f.name} above its maximum"] = {**valid, f.name: f.maximum + 1}
             break
     requests = {name: (json.dumps(body).encode(), "application/json") for name, body in bad.items()}
     requests["body not JSON"] = (b"{not json", "application/json")
