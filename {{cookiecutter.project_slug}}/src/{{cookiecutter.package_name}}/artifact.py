@@ -165,7 +165,8 @@ def save(estimator: object, folder: Path, metadata: dict, metrics: dict) -> dict
 
     folder.mkdir(parents=True, exist_ok=True)
     skops.io.dump(estimator, folder / MODEL_FILE)
-    model_sha, created = sha256_of(folder / MODEL_FILE), datetime.now(timezone.utc)
+    model_sha = sha256_of(folder / MODEL_FILE)
+    created = datetime.now(timezone.utc)
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
         status = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
@@ -254,7 +255,8 @@ def verify(folder: Path) -> dict:
         raise ArtifactError(f"{manifest} does not map file names to sha256")
     if set(files) - {*MODEL_FILES, *REPORT_FILES} or set(MODEL_FILES) - set(files):
         raise ArtifactError(f"{manifest} must list {', '.join(MODEL_FILES)} and only model files")
-    for path, sha in ((folder / name, sha) for name, sha in files.items()):
+    for name, sha in files.items():
+        path = folder / name
         if path.is_symlink() or not path.is_file():
             raise ArtifactError(f"{path} is missing or not a regular file")
         if sha256_of(path) != sha:
@@ -297,7 +299,8 @@ def load(folder: Path) -> LoadedModel:
     """Verify and load a model folder: only what build_model() holds, able to score its features, with sound trees."""
     import skops.io  # imported on first load: see save()
 
-    metadata, model_file = verify(folder), folder / MODEL_FILE
+    metadata = verify(folder)
+    model_file = folder / MODEL_FILE
     try:
         # verify checked every object of the schema, loader and name: skops builds what it let through
         trusted = skops.io.get_untrusted_types(file=model_file)
@@ -306,10 +309,11 @@ def load(folder: Path) -> LoadedModel:
     except Exception as error:  # skops raises many kinds on a malformed file
         raise ArtifactError(f"cannot load {model_file}: {error}") from None
     features = check_features(metadata["features"])
-    names, kind = [feature.name for feature in features], type(estimator).__name__
+    names = [feature.name for feature in features]
     if not hasattr(estimator, "predict_proba"):
-        raise ArtifactError(f"{model_file} holds a {kind}, which has no predict_proba")
-    if (width := getattr(estimator, "n_features_in_", len(names))) != len(names):
+        raise ArtifactError(f"{model_file} holds a {type(estimator).__name__}, which has no predict_proba")
+    width = getattr(estimator, "n_features_in_", len(names))
+    if width != len(names):
         raise ArtifactError(f"{model_file} expects {width} features, its metadata lists {len(names)}")
     fitted_names = getattr(estimator, "feature_names_in_", None)
     if fitted_names is not None and list(fitted_names) != names:

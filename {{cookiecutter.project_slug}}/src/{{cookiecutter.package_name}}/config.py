@@ -102,7 +102,7 @@ def _build(cls: type, table: object, where: str):
         default = getattr(defaults, key)
         if is_dataclass(default):  # the gate and data tables
             value = _build(type(default), value, f"{where}.{key}")
-        elif isinstance(default, Path) and type(value) is str or isinstance(default, float) and type(value) is int:
+        elif (isinstance(default, Path) and type(value) is str) or (isinstance(default, float) and type(value) is int):
             value = type(default)(value)  # text is a path, and `max_psi = 1` means 1.0 (`true` is no number)
         if type(value) is not type(default):
             kind = "path" if isinstance(default, Path) else type(default).__name__

@@ -181,7 +181,7 @@ class Registry:
         time = datetime.now(timezone.utc).isoformat(timespec="seconds")
         user = os.environ.get("GITHUB_ACTOR") or getpass.getuser()
         entry = {"time": time, "user": user, "action": action, "stage": stage, "from": old, "to": new, "reason": reason}
-        with self.history_file.open("a+b") as file:
+        with self.history_file.open("a+b") as file:  # read from the start; writes always go to the end
             file.seek(0)
             file.truncate(file.read().rfind(b"\n") + 1)  # cut a line a crash left unterminated: it was never committed
             file.write(json.dumps(entry).encode() + b"\n")
