@@ -181,12 +181,21 @@ class Registry:
         time = datetime.now(timezone.utc).isoformat(timespec="seconds")
         user = os.environ.get("GITHUB_ACTOR") or getpass.getuser()
         entry = {"time": time, "user": user, "action": action, "stage": stage, "from": old, "to": new, "reason": reason}
-        with self.history_file.open("a+b") as file:  # read from the start; writes always go to the end
-            file.seek(0)
-            file.truncate(file.read().rfind(b"\n") + 1)  # cut a line a crash left unterminated: it was never committed
-            file.write(json.dumps(entry).encode() + b"\n")
+        self._drop_torn_tail()
+        with self.history_file.open("a") as file:
+            file.write(json.dumps(entry) + "\n")
             file.flush()
             os.fsync(file.fileno())
+
+    def _drop_torn_tail(self) -> None:
+        """Cut an unterminated last line (a crash mid-append) so the next entry starts on its own line."""
+        if not self.history_file.is_file() or self.history_file.stat().st_size == 0:
+            return
+        with self.history_file.open("rb+") as file:
+            file.seek(-1, os.SEEK_END)
+            if file.read(1) != b"\n":  # read the whole file only when its last line is torn
+                file.seek(0)
+                file.truncate(file.read().rfind(b"\n") + 1)
 
 
 def _is_version(name: object) -> bool:
