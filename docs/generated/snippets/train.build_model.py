@@ -4,4 +4,9 @@
 # ----------------------------------------------------------------------------
 def build_model(seed: int = 0) -> Pipeline:
     """Return the untrained model: scaling, then logistic regression."""
-    return Pipeline([("scale", StandardScaler()), ("classify", LogisticRegression(max_iter=1_000, random_state=seed))])
+    return Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("classify", LogisticRegression(max_iter=1_000, random_state=seed)),
+        ]
+    )

@@ -39,8 +39,16 @@ def synthetic_transactions(n: int, week: int = 0, seed: int = 0, fraud_rate: flo
     card_present = rng.random(n) < np.select([legit, big_spend], [in_store_share, 0.45], 0.35)
     transactions = np.select([legit, big_spend], [rng.poisson(3, n), rng.poisson(4, n)], rng.poisson(7, n))
 
-    capped = [np.minimum(amount, 100_000).round(2), hour, merchant_risk.round(3), np.minimum(distance, 20_000).round(1)]
-    X = np.column_stack([*capped, card_present, np.minimum(transactions, 1_000)]).astype(float)
+    X = np.column_stack(
+        [
+            np.minimum(amount, 100_000).round(2),
+            hour,
+            merchant_risk.round(3),
+            np.minimum(distance, 20_000).round(1),
+            card_present,
+            np.minimum(transactions, 1_000),
+        ]
+    ).astype(float)
     return Dataset(X, fraud.astype(np.int8))
 
 
