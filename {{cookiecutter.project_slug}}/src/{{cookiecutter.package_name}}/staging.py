@@ -100,20 +100,23 @@ def trace(base: str, model: artifact.LoadedModel, X: np.ndarray, found: Skew, se
     probes = np.repeat(X[row : row + 1], len(model.features) + 1, axis=0)
     for column in range(len(model.features)):
         others = np.flatnonzero(X[:, column] != X[row, column])
-        probes[column + 1, column] = X[others[0], column] if len(others) else X[row, column]
+        if len(others):
+            probes[column + 1, column] = X[others[0], column]
     # in a batch as large as the scoring's, so that a path only big batches take is probed too
     batch = np.vstack([probes, X[: max(0, min(BATCH_ROWS, len(X)) - len(probes))]])
     try:
         served_probes = served_scores(base, model.features, batch)[: len(probes)]
     except StageFailed:
         return found
-    # the service's error in log-odds, clipped away from 0 and 1 (it rounds to 6 decimals)
-    errors = special.logit(np.clip(served_probes, 1e-6, 1 - 1e-6)) - special.logit(
-        np.clip(model.probability(probes), 1e-6, 1 - 1e-6)
-    )
+    errors = _logit(served_probes) - _logit(model.probability(probes))
     moved = np.abs(errors[1:] - errors[0]) > 1e-3 * max(1.0, abs(errors[0]))
     suspects = tuple(feature.name for feature, changed in zip(model.features, moved, strict=True) if changed)
     return replace(found, suspects=suspects)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    """Log-odds, clipped away from 0 and 1 (the service rounds to 6 decimals)."""
+    return special.logit(np.clip(p, 1e-6, 1 - 1e-6))
 
 
 def score_staging(
@@ -157,8 +160,9 @@ def staging_server(registry: Path):
     with tempfile.TemporaryFile("w+") as log:
         server = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
-            wait_until_ready(f"http://127.0.0.1:{port}", server, log=log)
-            yield f"http://127.0.0.1:{port}"
+            base = f"http://127.0.0.1:{port}"
+            wait_until_ready(base, server, log=log)
+            yield base
         finally:
             server.send_signal(signal.SIGINT)  # gunicorn's quick shutdown: every request sent has its answer
             server.wait(timeout=15)
@@ -179,19 +183,17 @@ def smoke_requests(features: tuple[Feature, ...], row: list[float]) -> tuple[dic
     }
     # out of range: the first declared bound, if any (an all-bool table, or one with no bounds, has none)
     for f in features:
-        if f.kind != "bool" and (f.minimum, f.maximum) != (None, None):
-            if f.minimum is not None:
-                bad[f"{f.name} below its minimum"] = {**valid, f.name: f.minimum - 1}
-            else:
-                bad[f"{f.name} above its maximum"] = {**valid, f.name: f.maximum + 1}
+        if f.kind != "bool" and f.minimum is not None:
+            bad[f"{f.name} below its minimum"] = {**valid, f.name: f.minimum - 1}
+            break
+        if f.kind != "bool" and f.maximum is not None:
+            bad[f"{f.name} above its maximum"] = {**valid, f.name: f.maximum + 1}
             break
     requests = {name: (json.dumps(body).encode(), "application/json") for name, body in bad.items()}
     requests["body not JSON"] = (b"{not json", "application/json")
     requests["wrong content type"] = (json.dumps(valid).encode(), "text/plain")
-    requests["body over the size limit"] = (
-        b" " * (MAX_BODY_BYTES + 1) + json.dumps(valid).encode(),
-        "application/json",
-    )
+    oversized = b" " * (MAX_BODY_BYTES + 1) + json.dumps(valid).encode()
+    requests["body over the size limit"] = (oversized, "application/json")
     return valid, requests
 
 
