@@ -149,8 +149,11 @@ def test_the_shadow_follows_its_pointer_without_delaying_requests(registry, seco
     app = make_app(registry, PREDICTION_LOG=str(tmp_path), MODEL_SHADOW="staging")
     client = app.test_client()
     post(client, valid_row)
-    registry.promote(registry.register(second_model_dir), "staging")
     deadline = time.monotonic() + 30
+    while not list(read_records(tmp_path)):  # the writer batches: wait for the first record, logged with no shadow
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    registry.promote(registry.register(second_model_dir), "staging")
     while app.extensions["predictions"].shadow.model is None:  # loaded in the background, not in a request
         assert post(client, valid_row).status_code == 200 and time.monotonic() < deadline
         time.sleep(0.05)
