@@ -47,6 +47,7 @@ def git(project: Path, *args: str) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.bisect  # a minute of fresh environments: with bisect, in its own tox env, out of the default run
 def test_reproduce_rebuilds_a_registered_model_in_a_second_fresh_environment_bit_for_bit(installed):
     project, env = installed
     trained = cli(project, env, "train")
