@@ -15,8 +15,8 @@ BUDGET = {"modules": 16, "lines": 2_000, "test functions": 150, "subcommands": 1
 # then trust by construction and the report escaping (issue 20) added the tree checks and literal(), and
 # schemathesis (issue 23) the contract test; then the batch path (issue 22) and the exact check of an "int" that
 # the contract test called for (issue 23) added 15 lines to service.py; then every module was rewritten shorter,
-# the live monitor's many-week report moved to the layer, and helpers used once were merged (3,166 to 2,902)
-REACHED = {"modules": 16, "lines": 2_902, "test functions": 144, "subcommands": 12}
+# the live monitor's many-week report moved to the layer, and helpers used once were merged (3,166 to 2,907)
+REACHED = {"modules": 16, "lines": 2_907, "test functions": 144, "subcommands": 12}
 
 
 def size(project: Path) -> dict[str, int]:

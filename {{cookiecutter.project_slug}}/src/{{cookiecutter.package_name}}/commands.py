@@ -65,13 +65,14 @@ def cmd_declare(settings: Settings, args: argparse.Namespace) -> int:
     from . import declare
 
     features = declare.declare(Path(args.csv), args.label, tuple(args.ignore or ()))
+    declaration = declare.render(features, args.label)
     for note in declare.warnings(Path(args.csv), features):
         print(f"note: {note}", file=sys.stderr)
     if not args.write:
-        print(declare.render(features, args.label), end="")
+        print(declaration, end="")
         return 0
     features_py = Path(declare.__file__).with_name("features.py")
-    declare.write(features_py, declare.render(features, args.label))
+    declare.write(features_py, declaration)
     print(f"wrote LABEL and FEATURES to {features_py}: review each range and description")
     return 0
 
@@ -82,6 +83,7 @@ def cmd_gate(settings: Settings, args: argparse.Namespace) -> int:
 
     overrides = {"min_auc": args.min_auc, "max_auc_drop": args.max_auc_drop}
     gate = replace(settings.gate, **{key: value for key, value in overrides.items() if value is not None})
+    registry = Registry(settings.registry)
     try:
         candidate = resolve(settings, args.candidate)
     except RegistryError as unknown:  # still a report and gate.json: CI posts them whatever the decision
@@ -90,10 +92,11 @@ def cmd_gate(settings: Settings, args: argparse.Namespace) -> int:
         if args.against:
             baseline, role = resolve(settings, args.against), "baseline"
         else:  # a pointer to a missing folder still gets a report: the gate cannot decide
-            production = Registry(settings.registry).current("production")
-            baseline, role = (Registry(settings.registry).models / production if production else None), "production"
+            production = registry.current("production")
+            baseline, role = (registry.models / production if production else None), "production"
         result = run_gate(candidate, holdout_file(settings, args), baseline, gate, args.library_upgrade, role)
-    print(write_outputs(result, Path(args.out) if args.out else candidate or Path("gate")).read_text(), end="")
+    out = Path(args.out) if args.out else candidate or Path("gate")
+    print(write_outputs(result, out).read_text(), end="")
     if result.decision == "undecided":
         print(f"{PROG}: error: {result.reasons[0]}", file=sys.stderr)
     return result.exit_code
@@ -175,7 +178,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         os.environ.update(layer_environment(settings, args))
     command = [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG.resolve())]
     command += ["--bind", f"{args.host}:{args.port}", f"{__package__}.service:create_app()"]
-    command += ["--workers", str(args.workers)] if args.workers else []
+    if args.workers:
+        command += ["--workers", str(args.workers)]
     os.execv(sys.executable, command)
     return 0  # pragma: no cover - execv does not return
 

@@ -37,7 +37,8 @@ class Console:
         """Write to ``screen`` (standard output, looked up at each write) and append every line to ``log``."""
         self._screen, self.verbose, self.log_path = screen, verbose, log
         self._log: TextIO | None = None
-        self._label, self._result, self._started, self._drawn = "", "", 0.0, False
+        self._label = self._result = ""  # the running stage's label, and its last message
+        self._started, self._drawn = 0.0, False  # when it started; whether a progress line is on the screen
 
     @property
     def screen(self) -> TextIO:
